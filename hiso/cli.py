@@ -1,0 +1,79 @@
+"""`hiso-run`: compose the config, validate it, build the model and task, run, summarise."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from hiso.config import ConfigError, register_configs, validate
+
+register_configs()
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("device", name, "cpu or auto: this machine has no CUDA device")
+    return torch.device(name)
+
+
+def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
+    """Build everything from a validated config and run it, writing outputs under run_dir."""
+    from hiso.federation.simulator import Simulation
+    from hiso.models import build_model
+    from hiso.tasks import build_task
+    from hiso.tracking import Tracker
+
+    device = resolve_device(cfg.device)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    model, tokenizer = build_model(cfg.model, device, cfg.seed)
+    task = build_task(cfg, tokenizer)
+    simulation = Simulation(cfg, model, task, device)
+    name = f"{cfg.algo.name}-{cfg.model.name}-{cfg.dataset.name}-s{cfg.seed}"
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(container, dict)
+    tracker = Tracker(run_dir, cfg.logger, container, cfg.federation.rounds, run_name=name)
+    try:
+        extras = simulation.run(tracker.log)
+    except BaseException as error:
+        tracker.close_on_error(error)
+        raise
+    extras = {
+        **extras,
+        "algorithm": cfg.algo.name,
+        "model": cfg.model.name,
+        "dataset": cfg.dataset.name,
+        "device": str(device),
+    }
+    return tracker.finish(extras, cfg.federation.target_accuracy)
+
+
+def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
+    keys = ("final_accuracy", "best_accuracy", "rounds_to_target", "seconds_per_round")
+    shown = ", ".join(f"{k}={summary.get(k)}" for k in keys)
+    print(f"[hiso-run] {shown}; total_bytes={summary.get('total_bytes')}; outputs in {run_dir}")
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def _main(cfg: DictConfig) -> float | None:
+    try:
+        validate(cfg)
+    except ConfigError as error:
+        print(f"hiso-run: invalid configuration: {error}", file=sys.stderr)
+        sys.exit(2)
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    summary = run(cfg, run_dir)
+    _print_summary(summary, run_dir)
+    return summary.get("final_accuracy")
+
+
+def main() -> None:
+    _main()

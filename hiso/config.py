@@ -1,0 +1,194 @@
+"""Structured configuration: the schema Hydra composes into, and the checks that run before
+anything loads.
+
+The schema makes an unknown key or a wrong type an error during composition; `validate` then
+checks values and cross-field constraints, naming the field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+ZO_ALGORITHMS = ("hiso", "decomfl")
+FIRST_ORDER_ALGORITHMS = ("fedavg",)
+ALGORITHMS = ZO_ALGORITHMS + FIRST_ORDER_ALGORITHMS
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot run; the message names the field, value and allowed set."""
+
+    def __init__(self, key: str, value: Any, allowed: str) -> None:
+        self.key = key
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{key}={value!r} is not allowed: {allowed}.")
+
+
+@dataclass
+class AlgoConfig:
+    name: str = "hiso"
+    # zeroth-order estimator
+    num_perturbations: int = 5
+    mu: float = 1e-3
+    difference: str = "forward"
+    # HiSo curvature: H <- beta * H + (1 - beta) * (dx^2 + eps), clamped below by curvature_floor
+    beta: float = 0.95
+    eps: float = 1e-8
+    curvature_floor: float = 1e-8
+    curvature_steps: str = "last"
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-5
+    momentum: float = 0.0
+    batch_size: int = 16
+
+
+@dataclass
+class FederationConfig:
+    num_clients: int = 6
+    clients_per_round: int = 2
+    local_steps: int = 1
+    rounds: int = 100
+    eval_every: int = 25
+    partition: str = "dirichlet"
+    dirichlet_alpha: float = 1.0
+    target_accuracy: float | None = None
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    kind: str = "hf"
+    # Hugging Face models: a hub id, or a local checkpoint directory (takes precedence)
+    hub_id: str | None = None
+    path: str | None = None
+    # a registry package that ships the weights as one GGUF file (converted once, then cached)
+    gguf_package: str | None = None
+    gguf_file: str | None = None
+    # cnn
+    channels: int = 8
+    hidden: int = 32
+    # forward precision: float32, or bfloat16 autocast over float32 master weights
+    forward_dtype: str = "float32"
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    kind: str = "text"
+    # where examples come from: embedded (shipped by a registry package), hub, or local files
+    source: str = "embedded"
+    hub_path: str | None = None
+    hub_name: str | None = None
+    train_split: str = "train"
+    test_split: str = "validation"
+    data_files: dict[str, str] = field(default_factory=dict)
+    columns: dict[str, str] = field(default_factory=dict)
+    template: str | None = None
+    max_length: int = 64
+    max_train: int | None = None
+    max_test: int | None = None
+    eval_batch_size: int = 64
+    generation_tokens: int = 16
+
+
+@dataclass
+class LoggerConfig:
+    console: bool = True
+    jsonl: bool = True
+    wandb: str = "offline"
+    project: str = "hiso-run"
+    plot: bool = True
+
+
+@dataclass
+class RunConfig:
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    federation: FederationConfig = field(default_factory=FederationConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    seed: int = 0
+    device: str = "auto"
+    # torch intra-op threads (None: torch's default); 1 is fastest for tiny models such as the CNN
+    threads: int | None = None
+    nan_policy: str = "stop"
+
+
+def register_configs() -> None:
+    ConfigStore.instance().store(name="base_config", node=RunConfig)
+
+
+def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(key, value, "one of " + ", ".join(allowed))
+
+
+def _positive(key: str, value: float, strict: bool = True) -> None:
+    if value is None or (value <= 0 if strict else value < 0):
+        raise ConfigError(key, value, "a number > 0" if strict else "a number >= 0")
+
+
+def validate(cfg: Any) -> None:
+    """Check values and cross-field constraints of a composed RunConfig; raise ConfigError."""
+    a, o, f, m, d, lg = cfg.algo, cfg.optim, cfg.federation, cfg.model, cfg.dataset, cfg.logger
+    _choice("algo.name", a.name, ALGORITHMS)
+    if a.num_perturbations < 1:
+        raise ConfigError("algo.num_perturbations", a.num_perturbations, "an integer >= 1")
+    _positive("algo.mu", a.mu)
+    _choice("algo.difference", a.difference, ("forward", "central"))
+    if not 0.0 <= a.beta <= 1.0:
+        raise ConfigError("algo.beta", a.beta, "a number in [0, 1]")
+    _positive("algo.eps", a.eps, strict=False)
+    _positive("algo.curvature_floor", a.curvature_floor)
+    _choice("algo.curvature_steps", a.curvature_steps, ("last", "every"))
+    _positive("optim.lr", o.lr)
+    if not 0.0 <= o.momentum < 1.0:
+        raise ConfigError("optim.momentum", o.momentum, "a number in [0, 1)")
+    if o.batch_size < 1:
+        raise ConfigError("optim.batch_size", o.batch_size, "an integer >= 1")
+    if f.num_clients < 1:
+        raise ConfigError("federation.num_clients", f.num_clients, "an integer >= 1")
+    if not 1 <= f.clients_per_round <= f.num_clients:
+        raise ConfigError(
+            "federation.clients_per_round",
+            f.clients_per_round,
+            f"an integer from 1 to federation.num_clients ({f.num_clients})",
+        )
+    if f.local_steps < 1:
+        raise ConfigError("federation.local_steps", f.local_steps, "an integer >= 1")
+    if f.rounds < 0:
+        raise ConfigError("federation.rounds", f.rounds, "an integer >= 0")
+    if f.eval_every < 0:
+        raise ConfigError(
+            "federation.eval_every", f.eval_every, "an integer >= 0 (0: only at the end)"
+        )
+    _choice("federation.partition", f.partition, ("iid", "dirichlet"))
+    _positive("federation.dirichlet_alpha", f.dirichlet_alpha)
+    if f.target_accuracy is not None and not 0.0 < f.target_accuracy <= 1.0:
+        raise ConfigError("federation.target_accuracy", f.target_accuracy, "a fraction in (0, 1]")
+    _choice("model.kind", m.kind, ("hf", "cnn"))
+    _choice("model.forward_dtype", m.forward_dtype, ("float32", "bfloat16"))
+    _choice("dataset.kind", d.kind, ("text", "vision"))
+    _choice("dataset.source", d.source, ("embedded", "hub", "local"))
+    if (m.kind == "cnn") != (d.kind == "vision"):
+        raise ConfigError(
+            "model.kind",
+            m.kind,
+            f"'cnn' for vision and 'hf' for text datasets (dataset {d.name!r} is {d.kind})",
+        )
+    if d.max_length < 1:
+        raise ConfigError("dataset.max_length", d.max_length, "an integer >= 1")
+    _choice("logger.wandb", lg.wandb, ("offline", "online", "disabled"))
+    _choice("nan_policy", cfg.nan_policy, ("stop", "skip"))
+    if cfg.threads is not None and cfg.threads < 1:
+        raise ConfigError("threads", cfg.threads, "null (torch's default) or an integer >= 1")
+    if cfg.device not in ("auto", "cpu") and not str(cfg.device).startswith("cuda"):
+        raise ConfigError("device", cfg.device, "auto, cpu, cuda or cuda:N")

@@ -1,0 +1,286 @@
+"""The round loop: one shared model, simulated clients that are only data and a sync point.
+
+After catch-up every sampled client holds x_r, so the simulator keeps one model (the server's,
+which is also every sampled client's starting point) and evaluates all sampled clients' batches
+at each perturbed point in one concatenated forward. Catch-up is still sent and metered: every
+record a client missed crosses the wire, and a listener on the wire can rebuild any client's
+model from those bytes alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from hiso.config import RunConfig
+from hiso.data.partition import dirichlet_partition, iid_partition
+from hiso.federation.protocol import ClientReport, ModelPayload, RoundRecord, Wire
+from hiso.federation.server import Server, sample_clients
+from hiso.optim.fedavg import FedAvg
+from hiso.optim.zo import Curvature, LossFn, ZeroOrderOptimizer, ZOSettings
+from hiso.seeding import numpy_generator
+from hiso.tasks.base import Task
+
+
+class NonFiniteLossError(RuntimeError):
+    """A round produced a NaN or infinite loss or scalar under nan_policy=stop."""
+
+
+@dataclass
+class SimulatedClient:
+    """A client is its shard, its position in its own shuffled data order, and nothing else."""
+
+    id: int
+    indices: np.ndarray
+    run_seed: int
+    epoch: int = 0
+    cursor: int = 0
+    order: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+
+    def next_batch(self, size: int) -> list[int]:
+        """The next `size` examples of the shard, reshuffled (seeded) at every pass."""
+        out: list[int] = []
+        while len(out) < size:
+            if self.cursor == 0:
+                rng = numpy_generator(self.run_seed, "data", self.id, self.epoch)
+                self.order = rng.permutation(self.indices)
+            take = min(size - len(out), len(self.order) - self.cursor)
+            out.extend(int(i) for i in self.order[self.cursor : self.cursor + take])
+            self.cursor += take
+            if self.cursor == len(self.order):
+                self.cursor, self.epoch = 0, self.epoch + 1
+        return out
+
+
+def zo_settings(cfg: RunConfig) -> ZOSettings:
+    a = cfg.algo
+    curvature = None
+    if a.name == "hiso":
+        curvature = Curvature(
+            beta=a.beta,
+            eps=a.eps,
+            floor=a.curvature_floor,
+            every_step=a.curvature_steps == "every",
+        )
+    return ZOSettings(
+        num_perturbations=a.num_perturbations,
+        mu=a.mu,
+        lr=cfg.optim.lr,
+        central=a.difference == "central",
+        momentum=cfg.optim.momentum,
+        curvature=curvature,
+    )
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class Simulation:
+    def __init__(self, cfg: RunConfig, model: nn.Module, task: Task, device: torch.device) -> None:
+        self.cfg = cfg
+        self.model = model.to(device).eval()
+        self.task = task
+        self.device = device
+        f = cfg.federation
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.master = [p.data for p in self.params]
+        if any(x.dtype != torch.float32 for x in self.master):
+            raise TypeError("master weights must be float32")
+        self.num_parameters = sum(x.numel() for x in self.master)
+        labels = task.train_labels()
+        if f.partition == "dirichlet" and labels is not None:
+            shards = dirichlet_partition(labels, f.num_clients, f.dirichlet_alpha, cfg.seed)
+        else:
+            shards = iid_partition(task.num_train, f.num_clients, cfg.seed)
+        self.clients = [SimulatedClient(i, s, cfg.seed) for i, s in enumerate(shards)]
+        self.wire = Wire()
+        self.server = Server(cfg.seed, f.num_clients, f.local_steps)
+        self.work = [torch.empty_like(x) for x in self.master]
+        self._local: list[torch.Tensor] | None = None
+        self.zo: ZeroOrderOptimizer | None = None
+        self.fedavg: FedAvg | None = None
+        if cfg.algo.name == "fedavg":
+            self.fedavg = FedAvg(cfg.optim.lr)
+        else:
+            self.zo = ZeroOrderOptimizer(zo_settings(cfg), self.master)
+            self.state = self.zo.init_state(self.master)
+
+    # forwards -----------------------------------------------------------------------------
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.cfg.model.forward_dtype == "bfloat16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def client_losses(self, index_lists: Sequence[list[int]]) -> LossFn:
+        """Per-client mean loss at the model's current parameters, from one concatenated forward."""
+        sizes = [len(ix) for ix in index_lists]
+        batch = self.task.batch([i for ix in index_lists for i in ix], self.device)
+
+        def losses() -> np.ndarray:
+            with torch.no_grad(), self._autocast():
+                per_example = self.task.loss(self.model, batch).double()
+            return np.array([part.mean().item() for part in per_example.split(sizes)])
+
+        return losses
+
+    def evaluate(self) -> dict[str, float]:
+        with torch.no_grad(), self._autocast():
+            return self.task.evaluate(self.model, self.device)
+
+    # rounds -------------------------------------------------------------------------------
+    def run_round(self, rnd: int) -> float:
+        f = self.cfg.federation
+        ids = sample_clients(self.cfg.seed, rnd, f.num_clients, f.clients_per_round)
+        sampled = [self.clients[i] for i in ids]
+        batches = [
+            [c.next_batch(self.cfg.optim.batch_size) for _ in range(f.local_steps)] for c in sampled
+        ]
+        if self.fedavg is not None:
+            return self._fedavg_round(rnd, sampled, batches)
+        return self._zo_round(rnd, sampled, batches)
+
+    def _zo_round(
+        self, rnd: int, sampled: list[SimulatedClient], batches: list[list[list[int]]]
+    ) -> float:
+        assert self.zo is not None
+        plan = self.server.plan(rnd)
+        for c in sampled:
+            for record in self.server.catch_up(c.id, rnd):
+                self.wire.downlink(c.id, record)
+            self.wire.downlink(c.id, plan)
+        # Step 0 starts from x_r for every sampled client: one shared evaluation.
+        first = [b[0] for b in batches]
+        g0, f0 = self.zo.estimate(
+            self.params,
+            self.master,
+            self.work,
+            self.state,
+            plan.seeds[0],
+            self.client_losses(first),
+        )
+        reports = []
+        for j, c in enumerate(sampled):
+            scalars = [g0[j]]
+            if len(plan.seeds) > 1:
+                scalars += self._local_steps(plan.seeds, g0[j], batches[j])
+            sent = self.wire.uplink(c.id, ClientReport(rnd, np.stack(scalars)))
+            reports.append(ClientReport.decode(sent))
+        record = self.server.aggregate(plan, reports)
+        if not (np.isfinite(record.scalars).all() and np.isfinite(f0).all()):
+            self._non_finite(rnd)
+            return float("nan")
+        # the server applies exactly what the clients will receive
+        record = RoundRecord.decode(record.encode())
+        self.zo.apply_record(self.master, self.state, record)
+        self.server.commit(record)
+        return float(np.mean(f0))
+
+    def _local_steps(
+        self, seeds: tuple[int, ...], g0: np.ndarray, batches: list[list[int]]
+    ) -> list[np.ndarray]:
+        """Steps 1..K-1 of one client on its own trajectory from x_r, thrown away afterwards."""
+        assert self.zo is not None
+        if self._local is None:
+            self._local = [torch.empty_like(x) for x in self.master]
+        for loc, x in zip(self._local, self.master, strict=True):
+            loc.copy_(x)
+        state = self.state.clone()
+        self.zo.local_step(self._local, state, seeds[0], g0)
+        out = []
+        for k in range(1, len(seeds)):
+            g, _ = self.zo.estimate(
+                self.params,
+                self._local,
+                self.work,
+                state,
+                seeds[k],
+                self.client_losses([batches[k]]),
+            )
+            out.append(g[0])
+            if k < len(seeds) - 1:
+                self.zo.local_step(self._local, state, seeds[k], g[0])
+        return out
+
+    def _fedavg_round(
+        self, rnd: int, sampled: list[SimulatedClient], batches: list[list[list[int]]]
+    ) -> float:
+        assert self.fedavg is not None
+        if self._local is None:
+            self._local = [torch.zeros_like(x) for x in self.master]
+        total = self._local
+        for t in total:
+            t.zero_()
+        losses = []
+        for c, client_batches in zip(sampled, batches, strict=True):
+            self.wire.downlink(c.id, ModelPayload(tuple(self.master)))
+            collated = [self.task.batch(ix, self.device) for ix in client_batches]
+
+            def batch_loss(step: int, collated: list = collated) -> torch.Tensor:
+                with self._autocast():
+                    return self.task.loss(self.model, collated[step]).mean()
+
+            losses.append(
+                self.fedavg.client_update(
+                    self.params, self.master, self.work, len(client_batches), batch_loss
+                )
+            )
+            self.wire.uplink(c.id, ModelPayload(tuple(self.work)))
+            for t, w in zip(total, self.work, strict=True):
+                t.add_(w)
+        if not np.isfinite(losses).all() or not all(torch.isfinite(t).all() for t in total):
+            self._non_finite(rnd)
+            return float("nan")
+        self.fedavg.average_into(self.master, total, len(sampled))
+        return float(np.mean(losses))
+
+    def _non_finite(self, rnd: int) -> None:
+        if self.cfg.nan_policy == "stop":
+            raise NonFiniteLossError(
+                f"round {rnd + 1}: a client's loss or scalar is NaN or infinite "
+                "(nan_policy=stop; set nan_policy=skip to drop such rounds, or lower optim.lr)"
+            )
+
+    # loop ---------------------------------------------------------------------------------
+    def run(self, log: Callable[[dict[str, float | int]], None]) -> dict[str, float | int]:
+        """Run all rounds, logging round 0 (the starting model) and every round after it."""
+        f = self.cfg.federation
+        start = time.perf_counter()
+        log(
+            {
+                "round": 0,
+                **self.wire.close_round(),
+                "round_time": 0.0,
+                "wall_time": 0.0,
+                **self.evaluate(),
+            }
+        )
+        for rnd in range(f.rounds):
+            t0 = time.perf_counter()
+            train_loss = self.run_round(rnd)
+            record: dict[str, float | int] = {
+                "round": rnd + 1,
+                "train_loss": train_loss,
+                **self.wire.close_round(),
+                "round_time": time.perf_counter() - t0,
+            }
+            if not np.isfinite(train_loss):
+                record["skipped"] = 1
+            done = rnd + 1
+            if done == f.rounds or (f.eval_every and done % f.eval_every == 0):
+                record.update(self.evaluate())
+            record["wall_time"] = time.perf_counter() - start
+            log(record)
+        return {
+            "peak_memory_bytes": peak_memory_bytes(self.device),
+            "num_parameters": self.num_parameters,
+        }

@@ -1,0 +1,26 @@
+"""Model construction: the digits CNN here, Hugging Face causal LMs in hiso.models.hf."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from hiso.config import ModelConfig
+from hiso.models.cnn import SmallCNN
+from hiso.seeding import derive_seed
+
+
+def build_model(
+    cfg: ModelConfig, device: torch.device, seed: int
+) -> tuple[nn.Module, PreTrainedTokenizerBase | None]:
+    """The model in float32 on `device`; randomly initialised parts draw from a generator derived
+    from the run seed (the global RNG is left as it was)."""
+    if cfg.kind == "cnn":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(seed, "model-init"))
+            model = SmallCNN(cfg.channels, cfg.hidden)
+        return model.to(device), None
+    from hiso.models.hf import load_causal_lm
+
+    return load_causal_lm(cfg, device)

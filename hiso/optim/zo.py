@@ -1,0 +1,201 @@
+"""Scalar-only zeroth-order federated optimisation: DeComFL and HiSo as one state machine.
+
+Everything a party does with a round record goes through `ZeroOrderOptimizer.apply_record`, a pure
+function of (parameters, state, record): the server, a client catching up and a test's replica call
+the same code and so agree bit for bit. DeComFL carries no state beyond the model (and an optional
+momentum buffer); HiSo adds the diagonal curvature H (float32, H_0 = 1) and draws its directions
+as z = H^{-1/2} u. With beta = 1, H stays 1 and HiSo is DeComFL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from hiso.federation.protocol import RoundRecord
+from hiso.optim.directions import DirectionStream
+
+# Per-client mean losses at the model's current parameters, shape (C,).
+LossFn = Callable[[], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Curvature:
+    """HiSo's curvature rule: H <- beta * H + (1 - beta) * (dx^2 + eps), floored."""
+
+    beta: float = 0.95
+    eps: float = 1e-8
+    floor: float = 1e-8
+    every_step: bool = False
+
+
+@dataclass(frozen=True)
+class ZOSettings:
+    num_perturbations: int
+    mu: float
+    lr: float
+    central: bool = False
+    momentum: float = 0.0
+    curvature: Curvature | None = None
+
+
+@dataclass
+class ZOState:
+    """Optimizer state every party holds beside the model; both lists are float32, per parameter."""
+
+    curvature: list[torch.Tensor] | None = None
+    momentum: list[torch.Tensor] | None = None
+
+    def clone(self) -> ZOState:
+        def copy(ts: list[torch.Tensor] | None) -> list[torch.Tensor] | None:
+            return None if ts is None else [t.clone() for t in ts]
+
+        return ZOState(copy(self.curvature), copy(self.momentum))
+
+
+@contextmanager
+def evaluated_at(params: Sequence[torch.nn.Parameter], point: Sequence[torch.Tensor]) -> Iterator:
+    """Run the model with `point` in place of its parameters' storage; restoring is exact."""
+    saved = [p.data for p in params]
+    try:
+        for p, t in zip(params, point, strict=True):
+            p.data = t
+        yield
+    finally:
+        for p, t in zip(params, saved, strict=True):
+            p.data = t
+
+
+class ZeroOrderOptimizer:
+    """Directions, estimates and record application for one set of trainable parameters."""
+
+    def __init__(self, settings: ZOSettings, params: Sequence[torch.Tensor]) -> None:
+        self.settings = settings
+        self.shapes = [p.shape for p in params]
+        device = params[0].device
+        self.directions = DirectionStream(self.shapes, device)
+        largest = max(s.numel() for s in self.shapes)
+        self._acc = torch.empty(largest, dtype=torch.float32, device=device)
+        self._scale = torch.empty(largest, dtype=torch.float32, device=device)
+
+    def init_state(self, params: Sequence[torch.Tensor]) -> ZOState:
+        s = self.settings
+        return ZOState(
+            curvature=None if s.curvature is None else [torch.ones_like(p) for p in params],
+            momentum=None if s.momentum == 0 else [torch.zeros_like(p) for p in params],
+        )
+
+    def _view(self, buffer: torch.Tensor, index: int) -> torch.Tensor:
+        shape = self.shapes[index]
+        return buffer[: shape.numel()].view(shape)
+
+    def _inv_sqrt_curvature(self, state: ZOState, index: int) -> torch.Tensor | None:
+        if state.curvature is None:
+            return None
+        return torch.rsqrt(state.curvature[index], out=self._view(self._scale, index))
+
+    def direction(self, state: ZOState, seed: int, perturbation: int, index: int) -> torch.Tensor:
+        """z = u (DeComFL) or H^{-1/2} u (HiSo); a view of a reused buffer."""
+        u = self.directions.gaussian(seed, perturbation, index)
+        scale = self._inv_sqrt_curvature(state, index)
+        return u if scale is None else u.mul_(scale)
+
+    def perturb_into(
+        self,
+        out: Sequence[torch.Tensor],
+        base: Sequence[torch.Tensor],
+        state: ZOState,
+        seed: int,
+        perturbation: int,
+    ) -> None:
+        """out = base + mu * z_{seed, perturbation}, parameter by parameter."""
+        for i, (o, b) in enumerate(zip(out, base, strict=True)):
+            torch.add(
+                b, self.direction(state, seed, perturbation, i), alpha=self.settings.mu, out=o
+            )
+
+    def estimate(
+        self,
+        params: Sequence[torch.nn.Parameter],
+        base: Sequence[torch.Tensor],
+        work: Sequence[torch.Tensor],
+        state: ZOState,
+        seed: int,
+        losses: LossFn,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Projected gradients g (C, P) at `base` for every client the loss function covers, and
+        the clients' losses at `base` (forward difference: f(base), computed anyway; central:
+        the mean of f(base + mu z) and f(base - mu z), which equals f(base) to O(mu^2)).
+
+        The perturbed points are written into `work` and swapped into the model, so the base is
+        never modified and needs no restore.
+        """
+        s = self.settings
+        with evaluated_at(params, base):
+            f0 = None if s.central else losses().astype(np.float64)
+        scalars, centre = [], []
+        for p in range(s.num_perturbations):
+            self.perturb_into(work, base, state, seed, p)
+            with evaluated_at(params, work):
+                f_plus = losses().astype(np.float64)
+            if s.central:
+                for w, b in zip(work, base, strict=True):  # work <- base - (work - base)
+                    w.sub_(b)
+                    torch.sub(b, w, out=w)
+                with evaluated_at(params, work):
+                    f_minus = losses().astype(np.float64)
+                scalars.append((f_plus - f_minus) / (2 * s.mu))
+                centre.append((f_plus + f_minus) / 2)
+            else:
+                scalars.append((f_plus - f0) / s.mu)
+        g = np.stack(scalars, axis=1).astype(np.float32)
+        return g, (np.mean(centre, axis=0) if s.central else f0)
+
+    def apply_record(
+        self, params: Sequence[torch.Tensor], state: ZOState, record: RoundRecord
+    ) -> None:
+        """x and state after the record's K steps (all with H_r), then H_r -> H_{r+1}."""
+        self._apply(params, state, record.seeds, record.scalars, update_curvature=True)
+
+    def local_step(
+        self, params: Sequence[torch.Tensor], state: ZOState, seed: int, scalars: np.ndarray
+    ) -> None:
+        """A client's own step on its local trajectory: same update, H left as it is."""
+        self._apply(params, state, (seed,), scalars.reshape(1, -1), update_curvature=False)
+
+    def _apply(
+        self,
+        params: Sequence[torch.Tensor],
+        state: ZOState,
+        seeds: Sequence[int],
+        scalars: np.ndarray,
+        update_curvature: bool,
+    ) -> None:
+        s = self.settings
+        num_steps, num_dirs = scalars.shape
+        curvature = s.curvature if update_curvature else None
+        # Parameter-outer: each slice of x, m and H goes through every step in order; slices are
+        # independent, so this equals the step-outer order exactly, with one pass over memory.
+        for i, x in enumerate(params):
+            scale = self._inv_sqrt_curvature(state, i)
+            for k in range(num_steps):
+                dx = self._view(self._acc, i).zero_()
+                for p in range(num_dirs):
+                    dx.add_(self.directions.gaussian(seeds[k], p, i), alpha=float(scalars[k, p]))
+                if scale is not None:
+                    dx.mul_(scale)
+                dx.div_(num_dirs)
+                if state.momentum is not None:
+                    update = state.momentum[i].mul_(s.momentum).add_(dx)
+                else:
+                    update = dx
+                x.add_(update, alpha=-s.lr)
+                last = k == num_steps - 1
+                if curvature and state.curvature and (curvature.every_step or last):
+                    h = state.curvature[i]
+                    h.mul_(curvature.beta).addcmul_(dx, dx, value=1 - curvature.beta)
+                    h.add_((1 - curvature.beta) * curvature.eps).clamp_min_(curvature.floor)

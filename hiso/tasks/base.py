@@ -1,0 +1,44 @@
+"""What the federation needs from a task: examples to split over clients, a per-example loss on
+any batch of them, and a deterministic evaluation on the held-out split."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+Batch = dict[str, torch.Tensor]
+
+
+class Task(ABC):
+    """A supervised task over a fixed training set and a fixed held-out set.
+
+    `loss` returns one loss per example so the simulator can evaluate several clients' batches in
+    one concatenated forward and split the result back per client. It never calls backward; the
+    caller decides whether gradients are recorded (first-order baselines) or not (ZO).
+    """
+
+    @property
+    @abstractmethod
+    def num_train(self) -> int:
+        """Number of training examples (indices 0..num_train-1)."""
+
+    @abstractmethod
+    def train_labels(self) -> np.ndarray | None:
+        """Class id per training example for label partitions; None when the task has no classes."""
+
+    @abstractmethod
+    def batch(self, indices: Sequence[int], device: torch.device) -> Batch:
+        """Collate the training examples at `indices`, in order, onto `device`."""
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """Per-example training loss, shape [len(batch)], float32."""
+
+    @abstractmethod
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        """Deterministic metrics on the whole held-out split: at least `test_loss` and
+        `test_accuracy` (for generative tasks `test_accuracy` is the task's score, e.g. F1)."""

@@ -1,0 +1,84 @@
+"""Metric records: JSON-safe values, reading metrics.jsonl back, byte units and the run summary."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+_BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+def json_safe(record: dict[str, Any]) -> dict[str, Any]:
+    """A copy with non-finite floats (NaN, inf) replaced by None: strict JSON, key kept."""
+    return {
+        key: None if isinstance(value, float) and not math.isfinite(value) else value
+        for key, value in record.items()
+    }
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Read one JSON object per line; a torn last line (a run killed mid-write) is dropped."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number != len(lines):
+                raise
+    return records
+
+
+def human_bytes(count: float) -> str:
+    """Format a byte count with binary units: 512 B, 1.5 KiB, 20 MiB."""
+    value = float(count)
+    for unit in _BYTE_UNITS[:-1]:
+        if abs(value) < 1024:
+            return f"{value:.4g} {unit}"
+        value /= 1024
+    return f"{value:.4g} {_BYTE_UNITS[-1]}"
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _last(history: list[dict], key: str) -> float | int | None:
+    return next((r[key] for r in reversed(history) if _finite(r.get(key))), None)
+
+
+def summarize(history: list[dict], target_accuracy: float | None) -> dict:
+    """Summarise a run's per-round records (accuracy, rounds to target, time and bytes).
+
+    Missing or non-finite values are skipped; a quantity with no value at all is None.
+    """
+    evals = [r for r in history if _finite(r.get("test_accuracy"))]
+    best = max(evals, key=lambda r: r["test_accuracy"], default=None)
+    reached = (
+        None
+        if target_accuracy is None
+        else next((r["round"] for r in evals if r["test_accuracy"] >= target_accuracy), None)
+    )
+    round_times = [
+        r["round_time"] for r in history if r["round"] >= 1 and _finite(r.get("round_time"))
+    ]
+    return {
+        "final_accuracy": evals[-1]["test_accuracy"] if evals else None,
+        "best_accuracy": best["test_accuracy"] if best else None,
+        "best_round": best["round"] if best else None,
+        "rounds_to_target": reached,
+        "target_accuracy": target_accuracy,
+        "seconds_per_round": statistics.median(round_times) if round_times else None,
+        "total_seconds": _last(history, "wall_time"),
+        "total_bytes": _last(history, "cumulative_bytes"),
+        "total_uplink_bytes": _last(history, "cumulative_uplink_bytes"),
+        "total_downlink_bytes": _last(history, "cumulative_downlink_bytes"),
+        "rounds": history[-1]["round"] if history else 0,
+        "final_test_loss": _last(history, "test_loss"),
+        "final_train_loss": _last(history, "train_loss"),
+    }

@@ -1,0 +1,43 @@
+"""Composing real hiso-run configs in tests (the same Hydra config the CLI uses)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from hydra import compose, initialize_config_module
+
+from hiso.config import register_configs, validate
+from hiso.federation.simulator import Simulation
+from hiso.models import build_model
+from hiso.tasks import build_task
+
+CPU = torch.device("cpu")
+
+
+def compose_config(*overrides: str, validated: bool = True) -> Any:
+    register_configs()
+    with initialize_config_module("hiso.conf", version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides))
+    if validated:
+        validate(cfg)
+    return cfg
+
+
+def digits_config(*overrides: str) -> Any:
+    """The digits experiment shrunk to seconds: few rounds, small batches, no logging."""
+    base = (
+        "+experiment=digits",
+        "logger=none",
+        "federation.rounds=12",
+        "federation.eval_every=0",
+        "optim.batch_size=8",
+        "algo.num_perturbations=3",
+    )
+    return compose_config(*base, *overrides)
+
+
+def digits_simulation(*overrides: str) -> Simulation:
+    cfg = digits_config(*overrides)
+    model, tokenizer = build_model(cfg.model, CPU, cfg.seed)
+    return Simulation(cfg, model, build_task(cfg, tokenizer), CPU)

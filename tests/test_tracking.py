@@ -1,0 +1,189 @@
+"""Tracking: metrics.jsonl, summary.json, curves.png and a real offline wandb run read back."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from hiso.config import LoggerConfig
+from hiso.tracking import (
+    Tracker,
+    read_jsonl,
+    read_wandb_offline_history,
+    summarize,
+)
+from hiso.tracking.records import human_bytes
+from hiso.tracking.wandb_reader import read_records, run_files
+
+CONF = Path(__file__).resolve().parents[1] / "hiso" / "conf" / "logger"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+# round 0 has a long round_time so that including it would move the median (2.5 -> 3.0)
+ROUND_TIMES = [10.0, 1.0, 3.0, 2.0, 5.0]
+ACCURACY = {0: 0.5, 2: 0.8, 4: 0.75}
+
+
+def make_history() -> list[dict]:
+    """Five rounds: 80 B uplink and 1000*r B downlink per round, evaluation at rounds 0, 2, 4."""
+    history, up, down, wall = [], 0, 0, 0.0
+    for r, round_time in enumerate(ROUND_TIMES):
+        up += 80 if r else 0
+        down += 1000 * r
+        wall += round_time
+        record: dict = {"round": r}
+        if r:
+            record["train_loss"] = math.nan if r == 3 else 2.0 - 0.25 * r
+        record |= {
+            "uplink_bytes": 80 if r else 0,
+            "downlink_bytes": 1000 * r,
+            "cumulative_uplink_bytes": up,
+            "cumulative_downlink_bytes": down,
+            "cumulative_bytes": up + down,
+            "round_time": round_time,
+            "wall_time": wall,
+        }
+        if r in ACCURACY:
+            record |= {"test_loss": 1.0 - ACCURACY[r], "test_accuracy": ACCURACY[r], "test_f1": 0.1}
+        history.append(record)
+    return history
+
+
+def log_all(tracker: Tracker, history: list[dict]) -> None:
+    for record in history:
+        tracker.log(record)
+
+
+def test_offline_run_writes_every_sink_and_reads_back(tmp_path: Path, capsys) -> None:
+    run_dir = tmp_path / "run"
+    tracker = Tracker(run_dir, LoggerConfig(), {"algo": {"name": "hiso"}}, total_rounds=4)
+    log_all(tracker, make_history())
+    summary = tracker.finish({"peak_memory_bytes": 123, "algorithm": "hiso"}, target_accuracy=0.7)
+
+    expected = {
+        "final_accuracy": 0.75,
+        "best_accuracy": 0.8,
+        "best_round": 2,
+        "rounds_to_target": 2,
+        "target_accuracy": 0.7,
+        "seconds_per_round": 2.5,
+        "total_seconds": 21.0,
+        "total_bytes": 10320,
+        "total_uplink_bytes": 320,
+        "total_downlink_bytes": 10000,
+        "rounds": 4,
+        "final_test_loss": 0.25,
+        "final_train_loss": 1.0,
+        "peak_memory_bytes": 123,
+        "algorithm": "hiso",
+    }
+    assert summary == pytest.approx(expected)
+    assert json.loads((run_dir / "summary.json").read_text()) == summary
+
+    rows = read_jsonl(run_dir / "metrics.jsonl")
+    assert len(rows) == 5
+    assert rows[3]["train_loss"] is None  # NaN is written as null, key kept
+    assert rows[4] == make_history()[4]
+    assert "train_loss" not in rows[0]
+
+    assert (run_dir / "curves.png").read_bytes()[:8] == PNG_MAGIC
+    assert (run_dir / "curves.png").stat().st_size > 10_000
+
+    assert len(run_files(run_dir / "wandb")) == 1
+    assert read_wandb_offline_history(run_dir / "wandb") == rows
+    summaries = [r.summary for r in read_records(run_dir / "wandb") if r.HasField("summary")]
+    logged = {u.key or ".".join(u.nested_key): u.value_json for s in summaries for u in s.update}
+    assert json.loads(logged["rounds_to_target"]) == 2
+
+    out, err = capsys.readouterr()
+    assert "round 4/4" in out and "test_accuracy 0.7500" in out
+    assert "acc=75.00%" in err and "bytes=10.08 KiB" in err
+
+
+def test_close_on_error_keeps_metrics_and_marks_wandb_failed(tmp_path: Path) -> None:
+    cfg = LoggerConfig(console=False)
+    tracker = Tracker(tmp_path, cfg, {}, total_rounds=4, run_name="crash")
+    log_all(tracker, make_history()[:3])
+    tracker.close_on_error(RuntimeError("loss is NaN"))
+
+    rows = read_jsonl(tmp_path / "metrics.jsonl")
+    assert [r["round"] for r in rows] == [0, 1, 2]
+    assert read_wandb_offline_history(tmp_path / "wandb") == rows
+    exits = [r.exit.exit_code for r in read_records(tmp_path / "wandb") if r.HasField("exit")]
+    assert exits == [1]
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_disabled_wandb_creates_no_wandb_dir(tmp_path: Path) -> None:
+    cfg = OmegaConf.merge(OmegaConf.structured(LoggerConfig), OmegaConf.load(CONF / "none.yaml"))
+    tracker = Tracker(tmp_path, cfg, {}, total_rounds=2)
+    tracker.log({"round": 0, "test_accuracy": 0.25})
+    tracker.log({"round": 1, "train_loss": 0.5, "skipped": 1})
+    summary = tracker.finish({}, target_accuracy=None)
+
+    assert not (tmp_path / "wandb").exists()
+    assert not (tmp_path / "curves.png").exists()
+    rows = read_jsonl(tmp_path / "metrics.jsonl")
+    assert rows[1]["skipped"] == 1
+    assert rows[1]["round_time"] >= 0 and rows[1]["wall_time"] >= rows[0]["wall_time"]
+    assert summary["final_accuracy"] == 0.25 and summary["rounds_to_target"] is None
+
+
+def test_summarize_target_not_reached_and_empty_history() -> None:
+    summary = summarize(make_history(), target_accuracy=0.9)
+    assert summary["rounds_to_target"] is None and summary["best_round"] == 2
+    empty = summarize([], target_accuracy=0.5)
+    assert empty["final_accuracy"] is None and empty["seconds_per_round"] is None
+    assert empty["rounds"] == 0
+
+
+def test_read_jsonl_drops_a_torn_last_line_only(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"round": 0}\n{"round": 1}\n{"rou')
+    assert read_jsonl(path) == [{"round": 0}, {"round": 1}]
+    path.write_text('{"round": 0}\n{"rou\n{"round": 2}\n')
+    with pytest.raises(json.JSONDecodeError):
+        read_jsonl(path)
+
+
+@pytest.mark.parametrize("name", ["default", "none"])
+def test_logger_group_files_fit_the_schema(name: str) -> None:
+    cfg = OmegaConf.merge(OmegaConf.structured(LoggerConfig), OmegaConf.load(CONF / f"{name}.yaml"))
+    assert cfg.wandb == ("offline" if name == "default" else "disabled")
+
+
+def test_human_bytes() -> None:
+    assert [human_bytes(n) for n in (0, 1023, 1536, 20 * 2**20, 3 * 2**30)] == [
+        "0 B",
+        "1023 B",
+        "1.5 KiB",
+        "20 MiB",
+        "3 GiB",
+    ]
+
+
+def test_plot_script_labels_and_writes_png(tmp_path: Path, capsys) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "plot_script", Path(__file__).resolve().parents[1] / "scripts" / "plot.py"
+    )
+    assert spec and spec.loader
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    run_dirs = [tmp_path / "a", tmp_path / "b"]
+    for run_dir in run_dirs:
+        run_dir.mkdir()
+        lines = [json.dumps(r) for r in make_history()]
+        (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    (run_dirs[0] / ".hydra").mkdir()
+    (run_dirs[0] / ".hydra" / "overrides.yaml").write_text("- algo=hiso\n- seed=1\n")
+    assert [script.run_label(d) for d in run_dirs] == ["algo=hiso seed=1", "b"]
+
+    out_png = tmp_path / "cmp.png"
+    script.main([str(d) for d in run_dirs] + ["-o", str(out_png)])
+    assert capsys.readouterr().out.strip() == str(out_png)
+    assert out_png.read_bytes()[:8] == PNG_MAGIC
