@@ -1,0 +1,98 @@
+"""The real `hiso-run` end to end on digits, and bad configurations stopping before training."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from configs import compose_config
+from hiso.config import ConfigError
+from hiso.tracking import read_jsonl, read_wandb_offline_history
+
+HISO_RUN = shutil.which("hiso-run", path=str(Path(sys.executable).parent))
+FAST = ("+experiment=digits", "federation.rounds=20", "federation.eval_every=10")
+
+
+def hiso_run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    assert HISO_RUN is not None, "the hiso-run console script is not installed in this venv"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "WANDB_SILENT": "true"}
+    return subprocess.run(
+        [HISO_RUN, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_end_to_end_writes_metrics_summary_plot_and_wandb(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = hiso_run(*FAST, "algo=hiso", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = read_jsonl(run_dir / "metrics.jsonl")
+    assert [r["round"] for r in rows] == list(range(21))
+    assert all("test_accuracy" in rows[i] for i in (0, 10, 20))
+    assert rows[20]["cumulative_bytes"] > 0 and rows[20]["train_loss"] > 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["final_accuracy"] == rows[20]["test_accuracy"]
+    assert summary["total_bytes"] == rows[20]["cumulative_bytes"]
+    assert summary["algorithm"] == "hiso" and summary["peak_memory_bytes"] > 0
+    assert (run_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    history = read_wandb_offline_history(run_dir / "wandb")
+    assert history == rows
+    assert "final_accuracy" in result.stdout
+
+
+def test_help_config_printing_and_multirun(tmp_path: Path) -> None:
+    assert "algo: decomfl, fedavg, hiso" in hiso_run("--help", cwd=tmp_path).stdout
+    job = hiso_run("+experiment=digits", "algo=decomfl", "--cfg", "job", cwd=tmp_path)
+    assert job.returncode == 0 and "name: decomfl" in job.stdout
+    sweep = tmp_path / "sweep"
+    result = hiso_run(
+        "-m",
+        "+experiment=digits",
+        "federation.rounds=3",
+        "logger=none",
+        "algo=hiso,decomfl",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = sorted(p.parent.name for p in sweep.glob("*/metrics.jsonl"))
+    assert len(runs) == 2
+    assert runs[0].startswith("0_") and "algo=hiso" in runs[0]
+    assert runs[1].startswith("1_") and "algo=decomfl" in runs[1]
+
+
+@pytest.mark.parametrize(
+    ("override", "names"),
+    [
+        ("algo.name=sgd", ("algo.name", "'sgd'", "hiso, decomfl, fedavg")),
+        ("federation.clients_per_round=9", ("federation.clients_per_round", "9", "from 1 to")),
+        ("optim.lr=-0.1", ("optim.lr", "-0.1", "> 0")),
+        ("algo.num_perturbations=0", ("algo.num_perturbations", "0", ">= 1")),
+        ("algo.difference=backward", ("algo.difference", "backward", "forward, central")),
+    ],
+)
+def test_bad_values_are_named_before_anything_loads(override: str, names: tuple[str, ...]) -> None:
+    with pytest.raises(ConfigError) as error:
+        compose_config(*FAST, override)
+    for name in names:
+        assert name in str(error.value)
+
+
+def test_cli_rejects_bad_input_with_a_named_error_and_no_run(tmp_path: Path) -> None:
+    cases = {
+        ("algo=sgd",): ("algo/sgd", "decomfl", "fedavg", "hiso"),
+        ("federation.num_clientz=3",): ("num_clientz",),
+        ("optim.lr=-1",): ("optim.lr", "-1", "> 0"),
+        ("optim.lr=fast",): ("optim.lr", "fast"),
+    }
+    for args, names in cases.items():
+        result = hiso_run(*FAST, *args, f"hydra.run.dir={tmp_path / 'never'}", cwd=tmp_path)
+        assert result.returncode != 0
+        for name in names:
+            assert name in result.stderr, (args, result.stderr[-2000:])
+        assert not (tmp_path / "never" / "metrics.jsonl").exists()
