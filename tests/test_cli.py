@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from configs import compose_config
 from hiso.config import ConfigError
 from hiso.tracking import read_jsonl, read_wandb_offline_history
+
+from configs import compose_config
 
 HISO_RUN = shutil.which("hiso-run", path=str(Path(sys.executable).parent))
 FAST = ("+experiment=digits", "federation.rounds=20", "federation.eval_every=10")

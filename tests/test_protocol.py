@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from configs import digits_simulation
 from hiso.federation.protocol import ClientReport, ModelPayload, RoundPlan, RoundRecord
 from hiso.federation.server import sample_clients
+
+from configs import digits_simulation
 
 
 def test_messages_round_trip_with_exact_sizes() -> None:

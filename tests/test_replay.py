@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from configs import digits_simulation
 
 from hiso.federation.replica import ClientReplica
 from hiso.federation.simulator import Simulation, zo_settings
+
+from configs import digits_simulation
 
 
 def run_with_replicas(sim: Simulation) -> list[ClientReplica]:

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from configs import digits_simulation
 from hiso.data.partition import dirichlet_partition, iid_partition
 from hiso.federation.simulator import NonFiniteLossError, SimulatedClient
+
+from configs import digits_simulation
 
 TIME_KEYS = ("round_time", "wall_time")
 
