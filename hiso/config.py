@@ -40,6 +40,9 @@ class AlgoConfig:
     eps: float = 1e-8
     curvature_floor: float = 1e-8
     curvature_steps: str = "last"
+    # keep a step's P directions between perturbing and updating instead of regenerating them:
+    # on, off, or auto (on when P x d float32 values fit in a quarter of the free memory)
+    direction_cache: str = "auto"
 
 
 @dataclass
@@ -59,6 +62,8 @@ class FederationConfig:
     partition: str = "dirichlet"
     dirichlet_alpha: float = 1.0
     target_accuracy: float | None = None
+    # evaluate all sampled clients' batches in one concatenated forward (else one per client)
+    concat_clients: bool = True
 
 
 @dataclass
@@ -149,6 +154,7 @@ def validate(cfg: Any) -> None:
     _positive("algo.eps", a.eps, strict=False)
     _positive("algo.curvature_floor", a.curvature_floor)
     _choice("algo.curvature_steps", a.curvature_steps, ("last", "every"))
+    _choice("algo.direction_cache", a.direction_cache, ("auto", "on", "off"))
     _positive("optim.lr", o.lr)
     if not 0.0 <= o.momentum < 1.0:
         raise ConfigError("optim.momentum", o.momentum, "a number in [0, 1)")

@@ -36,6 +36,7 @@ def assert_bitwise_equal(a: list[torch.Tensor], b: list[torch.Tensor]) -> None:
     "overrides",
     [
         ("algo=hiso",),
+        ("algo=hiso", "algo.direction_cache=off", "federation.concat_clients=false"),
         ("algo=decomfl",),
         ("algo=hiso", "federation.local_steps=3"),
         ("algo=decomfl", "federation.local_steps=3", "optim.momentum=0.0"),
@@ -87,3 +88,28 @@ def test_hiso_with_beta_one_is_decomfl_exactly() -> None:
     assert_bitwise_equal(hiso.master, decomfl.master)
     assert hiso.state.curvature is not None
     assert all(torch.equal(h, torch.ones_like(h)) for h in hiso.state.curvature)
+
+
+def test_optimisations_leave_the_trajectory_unchanged() -> None:
+    """The direction cache changes where u comes from, not its bits: identical models. One forward
+    per client instead of a concatenated one changes only the batch shape of the convolutions,
+    so losses agree to float32 rounding."""
+    common = ("algo=hiso", "federation.local_steps=2", "federation.rounds=8")
+    plain = digits_simulation(
+        *common, "algo.direction_cache=off", "federation.concat_clients=false"
+    )
+    cached = digits_simulation(
+        *common, "algo.direction_cache=on", "federation.concat_clients=false"
+    )
+    joint = digits_simulation(*common, "algo.direction_cache=on", "federation.concat_clients=true")
+    assert plain.zo is not None and plain.zo._cache is None
+    assert cached.zo is not None and cached.zo._cache is not None
+    losses: dict[str, list[float]] = {"plain": [], "cached": [], "joint": []}
+    plain.run(lambda r: losses["plain"].append(r.get("train_loss", 0.0)))
+    cached.run(lambda r: losses["cached"].append(r.get("train_loss", 0.0)))
+    joint.run(lambda r: losses["joint"].append(r.get("train_loss", 0.0)))
+    assert losses["plain"] == losses["cached"]
+    assert_bitwise_equal(plain.master, cached.master)
+    np.testing.assert_allclose(losses["joint"], losses["plain"], rtol=1e-5)
+    for a, b in zip(joint.master, plain.master, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

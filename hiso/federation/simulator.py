@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import psutil
 import torch
 from torch import nn
 
@@ -59,8 +60,21 @@ class SimulatedClient:
         return out
 
 
-def zo_settings(cfg: RunConfig) -> ZOSettings:
+def free_memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    return int(psutil.virtual_memory().available)
+
+
+def zo_settings(
+    cfg: RunConfig, num_parameters: int = 0, device: torch.device | None = None
+) -> ZOSettings:
+    """The optimizer settings of a config; `direction_cache=auto` needs the model size and device
+    (without them the cache is off, which changes speed, never results)."""
     a = cfg.algo
+    cache = a.direction_cache == "on"
+    if a.direction_cache == "auto" and device is not None:
+        cache = 4 * a.num_perturbations * num_parameters <= free_memory_bytes(device) // 4
     curvature = None
     if a.name == "hiso":
         curvature = Curvature(
@@ -76,6 +90,7 @@ def zo_settings(cfg: RunConfig) -> ZOSettings:
         central=a.difference == "central",
         momentum=cfg.optim.momentum,
         curvature=curvature,
+        cache_directions=cache,
     )
 
 
@@ -112,7 +127,8 @@ class Simulation:
         if cfg.algo.name == "fedavg":
             self.fedavg = FedAvg(cfg.optim.lr)
         else:
-            self.zo = ZeroOrderOptimizer(zo_settings(cfg), self.master)
+            settings = zo_settings(cfg, self.num_parameters, device)
+            self.zo = ZeroOrderOptimizer(settings, self.master)
             self.state = self.zo.init_state(self.master)
 
     # forwards -----------------------------------------------------------------------------
@@ -122,7 +138,18 @@ class Simulation:
         return contextlib.nullcontext()
 
     def client_losses(self, index_lists: Sequence[list[int]]) -> LossFn:
-        """Per-client mean loss at the model's current parameters, from one concatenated forward."""
+        """Per-client mean loss at the model's current parameters: one concatenated forward, or
+        one forward per client with federation.concat_clients=false."""
+        if not self.cfg.federation.concat_clients:
+            batches = [self.task.batch(ix, self.device) for ix in index_lists]
+
+            def separate_losses() -> np.ndarray:
+                with torch.no_grad(), self._autocast():
+                    return np.array(
+                        [self.task.loss(self.model, b).double().mean().item() for b in batches]
+                    )
+
+            return separate_losses
         sizes = [len(ix) for ix in index_lists]
         batch = self.task.batch([i for ix in index_lists for i in ix], self.device)
 

@@ -21,9 +21,13 @@ class DirectionStream:
         largest = max((s.numel() for s in shapes), default=0)
         self._buffer = torch.empty(largest, dtype=torch.float32, device=device)
 
-    def gaussian(self, seed: int, perturbation: int, index: int) -> torch.Tensor:
-        """u_{seed,perturbation,index}; a view of the shared buffer, valid until the next call."""
+    def gaussian(
+        self, seed: int, perturbation: int, index: int, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """u_{seed,perturbation,index}, written into `out` or else into the shared buffer (a view
+        valid until the next call)."""
         shape = self.shapes[index]
         self.generator.manual_seed(derive_seed(seed, perturbation, index))
-        out = self._buffer[: shape.numel()].view(shape)
+        if out is None:
+            out = self._buffer[: shape.numel()].view(shape)
         return out.normal_(generator=self.generator)

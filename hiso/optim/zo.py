@@ -41,6 +41,8 @@ class ZOSettings:
     central: bool = False
     momentum: float = 0.0
     curvature: Curvature | None = None
+    # keep the P directions of the last estimated step for the update that follows (P x d floats)
+    cache_directions: bool = False
 
 
 @dataclass
@@ -81,6 +83,14 @@ class ZeroOrderOptimizer:
         largest = max(s.numel() for s in self.shapes)
         self._acc = torch.empty(largest, dtype=torch.float32, device=device)
         self._scale = torch.empty(largest, dtype=torch.float32, device=device)
+        # u_{seed,p,i} of the last estimated step: _cache[p][i], valid for seed _cache_seed
+        self._cache: list[list[torch.Tensor]] | None = None
+        self._cache_seed: int | None = None
+        if settings.cache_directions:
+            self._cache = [
+                [torch.empty(s, dtype=torch.float32, device=device) for s in self.shapes]
+                for _ in range(settings.num_perturbations)
+            ]
 
     def init_state(self, params: Sequence[torch.Tensor]) -> ZOState:
         s = self.settings
@@ -98,11 +108,11 @@ class ZeroOrderOptimizer:
             return None
         return torch.rsqrt(state.curvature[index], out=self._view(self._scale, index))
 
-    def direction(self, state: ZOState, seed: int, perturbation: int, index: int) -> torch.Tensor:
-        """z = u (DeComFL) or H^{-1/2} u (HiSo); a view of a reused buffer."""
-        u = self.directions.gaussian(seed, perturbation, index)
-        scale = self._inv_sqrt_curvature(state, index)
-        return u if scale is None else u.mul_(scale)
+    def _gaussian(self, seed: int, perturbation: int, index: int) -> torch.Tensor:
+        """u from the cache when it holds this step's directions, else regenerated."""
+        if self._cache is not None and self._cache_seed == seed:
+            return self._cache[perturbation][index]
+        return self.directions.gaussian(seed, perturbation, index)
 
     def perturb_into(
         self,
@@ -112,11 +122,16 @@ class ZeroOrderOptimizer:
         seed: int,
         perturbation: int,
     ) -> None:
-        """out = base + mu * z_{seed, perturbation}, parameter by parameter."""
+        """out = base + mu * z_{seed, perturbation}, z = u (DeComFL) or H^{-1/2} u (HiSo),
+        parameter by parameter; u goes to the cache when caching is on."""
+        mu = self.settings.mu
         for i, (o, b) in enumerate(zip(out, base, strict=True)):
-            torch.add(
-                b, self.direction(state, seed, perturbation, i), alpha=self.settings.mu, out=o
-            )
+            slot = None if self._cache is None else self._cache[perturbation][i]
+            u = self.directions.gaussian(seed, perturbation, i, out=slot)
+            scale = self._inv_sqrt_curvature(state, i)
+            if scale is not None:  # z = u * H^{-1/2}, in a scratch buffer so a cached u stays u
+                u = torch.mul(u, scale, out=self._view(self._acc, i))
+            torch.add(b, u, alpha=mu, out=o)
 
     def estimate(
         self,
@@ -135,6 +150,7 @@ class ZeroOrderOptimizer:
         never modified and needs no restore.
         """
         s = self.settings
+        self._cache_seed = None
         with evaluated_at(params, base):
             f0 = None if s.central else losses().astype(np.float64)
         scalars, centre = [], []
@@ -153,6 +169,7 @@ class ZeroOrderOptimizer:
             else:
                 scalars.append((f_plus - f0) / s.mu)
         g = np.stack(scalars, axis=1).astype(np.float32)
+        self._cache_seed = seed
         return g, (np.mean(centre, axis=0) if s.central else f0)
 
     def apply_record(
@@ -185,7 +202,7 @@ class ZeroOrderOptimizer:
             for k in range(num_steps):
                 dx = self._view(self._acc, i).zero_()
                 for p in range(num_dirs):
-                    dx.add_(self.directions.gaussian(seeds[k], p, i), alpha=float(scalars[k, p]))
+                    dx.add_(self._gaussian(seeds[k], p, i), alpha=float(scalars[k, p]))
                 if scale is not None:
                     dx.mul_(scale)
                 dx.div_(num_dirs)
