@@ -57,7 +57,13 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
 
 
 def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
-    keys = ("final_accuracy", "best_accuracy", "rounds_to_target", "seconds_per_round")
+    keys = (
+        "initial_accuracy",
+        "final_accuracy",
+        "best_accuracy",
+        "rounds_to_target",
+        "seconds_per_round",
+    )
     shown = ", ".join(f"{k}={summary.get(k)}" for k in keys)
     print(f"[hiso-run] {shown}; total_bytes={summary.get('total_bytes')}; outputs in {run_dir}")
 

@@ -65,6 +65,7 @@ def test_offline_run_writes_every_sink_and_reads_back(tmp_path: Path, capsys) ->
     summary = tracker.finish({"peak_memory_bytes": 123, "algorithm": "hiso"}, target_accuracy=0.7)
 
     expected = {
+        "initial_accuracy": ACCURACY[0],
         "final_accuracy": 0.75,
         "best_accuracy": 0.8,
         "best_round": 2,

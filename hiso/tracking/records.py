@@ -68,6 +68,7 @@ def summarize(history: list[dict], target_accuracy: float | None) -> dict:
         r["round_time"] for r in history if r["round"] >= 1 and _finite(r.get("round_time"))
     ]
     return {
+        "initial_accuracy": evals[0]["test_accuracy"] if evals and evals[0]["round"] == 0 else None,
         "final_accuracy": evals[-1]["test_accuracy"] if evals else None,
         "best_accuracy": best["test_accuracy"] if best else None,
         "best_round": best["round"] if best else None,

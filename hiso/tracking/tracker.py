@@ -138,3 +138,6 @@ class Tracker:
         if self._run:
             self._run.finish(exit_code=exit_code)
             self._run = None
+            # finish() can return before wandb's service has written the run's last records;
+            # teardown waits for it, so the offline files are complete when close returns
+            wandb.teardown()
