@@ -7,6 +7,7 @@ checks values and cross-field constraints, naming the field, the value and what 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,9 @@ class AlgoConfig:
 @dataclass
 class OptimConfig:
     lr: float = 1e-5
+    # constant, or cosine decay from lr to 0 over federation.rounds (a function of the round
+    # number, so it costs no communication)
+    lr_schedule: str = "constant"
     momentum: float = 0.0
     batch_size: int = 16
 
@@ -131,6 +135,18 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="base_config", node=RunConfig)
 
 
+def compose_config(overrides: Sequence[str], validated: bool = True) -> Any:
+    """The config `hiso-run OVERRIDES...` would run, composed outside the CLI (scripts, tests)."""
+    from hydra import compose, initialize_config_module
+
+    register_configs()
+    with initialize_config_module("hiso.conf", version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides))
+    if validated:
+        validate(cfg)
+    return cfg
+
+
 def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(key, value, "one of " + ", ".join(allowed))
@@ -156,6 +172,7 @@ def validate(cfg: Any) -> None:
     _choice("algo.curvature_steps", a.curvature_steps, ("last", "every"))
     _choice("algo.direction_cache", a.direction_cache, ("auto", "on", "off"))
     _positive("optim.lr", o.lr)
+    _choice("optim.lr_schedule", o.lr_schedule, ("constant", "cosine"))
     if not 0.0 <= o.momentum < 1.0:
         raise ConfigError("optim.momentum", o.momentum, "a number in [0, 1)")
     if o.batch_size < 1:

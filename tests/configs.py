@@ -5,23 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from hydra import compose, initialize_config_module
 
-from hiso.config import register_configs, validate
+from hiso.config import compose_config
 from hiso.federation.simulator import Simulation
 from hiso.models import build_model
 from hiso.tasks import build_task
 
 CPU = torch.device("cpu")
-
-
-def compose_config(*overrides: str, validated: bool = True) -> Any:
-    register_configs()
-    with initialize_config_module("hiso.conf", version_base="1.3"):
-        cfg = compose("config", overrides=list(overrides))
-    if validated:
-        validate(cfg)
-    return cfg
 
 
 def digits_config(*overrides: str) -> Any:
@@ -34,7 +24,7 @@ def digits_config(*overrides: str) -> Any:
         "optim.batch_size=8",
         "algo.num_perturbations=3",
     )
-    return compose_config(*base, *overrides)
+    return compose_config([*base, *overrides])
 
 
 def digits_simulation(*overrides: str) -> Simulation:

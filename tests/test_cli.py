@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hiso.config import ConfigError
+from hiso.config import ConfigError, compose_config
 from hiso.tracking import read_jsonl, read_wandb_offline_history
-
-from configs import compose_config
 
 HISO_RUN = shutil.which("hiso-run", path=str(Path(sys.executable).parent))
 FAST = ("+experiment=digits", "federation.rounds=20", "federation.eval_every=10")
@@ -79,7 +77,7 @@ def test_help_config_printing_and_multirun(tmp_path: Path) -> None:
 )
 def test_bad_values_are_named_before_anything_loads(override: str, names: tuple[str, ...]) -> None:
     with pytest.raises(ConfigError) as error:
-        compose_config(*FAST, override)
+        compose_config([*FAST, override])
     for name in names:
         assert name in str(error.value)
 

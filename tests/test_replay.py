@@ -43,6 +43,7 @@ def assert_bitwise_equal(a: list[torch.Tensor], b: list[torch.Tensor]) -> None:
         ("algo=hiso", "algo.difference=forward", "optim.momentum=0.0"),
         ("algo=hiso", "algo.difference=central", "optim.momentum=0.9", "federation.local_steps=2"),
         ("algo=hiso", "algo.curvature_steps=every", "federation.local_steps=3"),
+        ("algo=decomfl", "optim.lr_schedule=cosine", "federation.local_steps=2"),
     ],
 )
 def test_replica_rebuilds_server_model_bit_for_bit(overrides: tuple[str, ...]) -> None:
@@ -77,7 +78,12 @@ def test_server_forgets_records_every_client_has_replayed() -> None:
 
 
 def test_hiso_with_beta_one_is_decomfl_exactly() -> None:
-    common = ("algo.difference=forward", "federation.local_steps=2", "optim.momentum=0.9")
+    common = (
+        "algo.difference=forward",
+        "federation.local_steps=2",
+        "optim.momentum=0.9",
+        "optim.lr=1e-3",
+    )
     hiso = digits_simulation("algo=hiso", "algo.beta=1.0", *common)
     decomfl = digits_simulation("algo=decomfl", *common)
     losses_h: list[float] = []

@@ -65,10 +65,10 @@ def test_fedavg_clients_train_in_their_own_storage_and_the_server_averages_them(
     clients: list[list[torch.Tensor]] = []
     update = sim.fedavg.client_update
 
-    def observed(params, server, client, num_steps, batch_loss):  # type: ignore[no-untyped-def]
+    def observed(rnd, params, server, client, num_steps, batch_loss):  # type: ignore[no-untyped-def]
         assert not server_ptrs & {t.data_ptr() for t in client}
         before = [s.clone() for s in server]
-        loss = update(params, server, client, num_steps, batch_loss)
+        loss = update(rnd, params, server, client, num_steps, batch_loss)
         assert all(torch.equal(a, b) for a, b in zip(before, server, strict=True))
         assert all(p.data.data_ptr() in server_ptrs for p in params)
         clients.append([t.clone() for t in client])

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from hiso.federation.protocol import RoundRecord
+from hiso.optim.schedule import LRSchedule
 from hiso.optim.zo import Curvature, ZeroOrderOptimizer, ZOSettings
 
 DIM = 16
@@ -56,7 +57,7 @@ def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def test_decomfl_estimate_is_unbiased_for_the_gradient() -> None:
-    settings = ZOSettings(num_perturbations=4, mu=1e-3, lr=1.0, central=True)
+    settings = ZOSettings(num_perturbations=4, mu=1e-3, lr=LRSchedule(1.0), central=True)
     estimate = mean_estimate(settings, None)
     assert relative_error(estimate, Quadratic().gradient()) < TOLERANCE
 
@@ -64,7 +65,11 @@ def test_decomfl_estimate_is_unbiased_for_the_gradient() -> None:
 def test_hiso_estimate_approaches_the_newton_like_step() -> None:
     curvature = torch.linspace(0.25, 4.0, DIM)
     settings = ZOSettings(
-        num_perturbations=4, mu=1e-3, lr=1.0, central=False, curvature=Curvature(beta=1.0, eps=0.0)
+        num_perturbations=4,
+        mu=1e-3,
+        lr=LRSchedule(1.0),
+        central=False,
+        curvature=Curvature(beta=1.0, eps=0.0),
     )
     estimate = mean_estimate(settings, curvature)
     grad = Quadratic().gradient()

@@ -22,9 +22,10 @@ from torch import nn
 
 from hiso.config import RunConfig
 from hiso.data.partition import dirichlet_partition, iid_partition
-from hiso.federation.protocol import ClientReport, ModelPayload, RoundRecord, Wire
+from hiso.federation.protocol import ClientReport, ModelPayload, RoundPlan, RoundRecord, Wire
 from hiso.federation.server import Server, sample_clients
 from hiso.optim.fedavg import FedAvg
+from hiso.optim.schedule import LRSchedule
 from hiso.optim.zo import Curvature, LossFn, ZeroOrderOptimizer, ZOSettings
 from hiso.seeding import numpy_generator
 from hiso.tasks.base import Task
@@ -60,6 +61,11 @@ class SimulatedClient:
         return out
 
 
+def lr_schedule(cfg: RunConfig) -> LRSchedule:
+    o = cfg.optim
+    return LRSchedule(o.lr, o.lr_schedule, max(cfg.federation.rounds, 1))
+
+
 def free_memory_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
@@ -86,7 +92,7 @@ def zo_settings(
     return ZOSettings(
         num_perturbations=a.num_perturbations,
         mu=a.mu,
-        lr=cfg.optim.lr,
+        lr=lr_schedule(cfg),
         central=a.difference == "central",
         momentum=cfg.optim.momentum,
         curvature=curvature,
@@ -125,7 +131,7 @@ class Simulation:
         self.zo: ZeroOrderOptimizer | None = None
         self.fedavg: FedAvg | None = None
         if cfg.algo.name == "fedavg":
-            self.fedavg = FedAvg(cfg.optim.lr)
+            self.fedavg = FedAvg(lr_schedule(cfg))
         else:
             settings = zo_settings(cfg, self.num_parameters, device)
             self.zo = ZeroOrderOptimizer(settings, self.master)
@@ -199,7 +205,7 @@ class Simulation:
         for j, c in enumerate(sampled):
             scalars = [g0[j]]
             if len(plan.seeds) > 1:
-                scalars += self._local_steps(plan.seeds, g0[j], batches[j])
+                scalars += self._local_steps(plan, g0[j], batches[j])
             sent = self.wire.uplink(c.id, ClientReport(rnd, np.stack(scalars)))
             reports.append(ClientReport.decode(sent))
         record = self.server.aggregate(plan, reports)
@@ -213,7 +219,7 @@ class Simulation:
         return float(np.mean(f0))
 
     def _local_steps(
-        self, seeds: tuple[int, ...], g0: np.ndarray, batches: list[list[int]]
+        self, plan: RoundPlan, g0: np.ndarray, batches: list[list[int]]
     ) -> list[np.ndarray]:
         """Steps 1..K-1 of one client on its own trajectory from x_r, thrown away afterwards."""
         assert self.zo is not None
@@ -221,8 +227,8 @@ class Simulation:
             self._local = [torch.empty_like(x) for x in self.master]
         for loc, x in zip(self._local, self.master, strict=True):
             loc.copy_(x)
-        state = self.state.clone()
-        self.zo.local_step(self._local, state, seeds[0], g0)
+        state, seeds = self.state.clone(), plan.seeds
+        self.zo.local_step(self._local, state, plan.round, seeds[0], g0)
         out = []
         for k in range(1, len(seeds)):
             g, _ = self.zo.estimate(
@@ -235,7 +241,7 @@ class Simulation:
             )
             out.append(g[0])
             if k < len(seeds) - 1:
-                self.zo.local_step(self._local, state, seeds[k], g[0])
+                self.zo.local_step(self._local, state, plan.round, seeds[k], g[0])
         return out
 
     def _fedavg_round(
@@ -258,7 +264,7 @@ class Simulation:
 
             losses.append(
                 self.fedavg.client_update(
-                    self.params, self.master, self.work, len(client_batches), batch_loss
+                    rnd, self.params, self.master, self.work, len(client_batches), batch_loss
                 )
             )
             self.wire.uplink(c.id, ModelPayload(tuple(self.work)))

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from hiso.optim.schedule import LRSchedule
 from hiso.optim.zo import evaluated_at
 
 # Mean training loss of one batch at the model's current parameters, with autograd recording.
@@ -14,11 +15,12 @@ BatchLoss = Callable[[int], torch.Tensor]
 
 
 class FedAvg:
-    def __init__(self, lr: float) -> None:
+    def __init__(self, lr: LRSchedule) -> None:
         self.lr = lr
 
     def client_update(
         self,
+        rnd: int,
         params: Sequence[torch.nn.Parameter],
         server: Sequence[torch.Tensor],
         client: Sequence[torch.Tensor],
@@ -27,7 +29,7 @@ class FedAvg:
     ) -> float:
         """Copy the server model into `client`, take `num_steps` SGD steps on it there; return
         the loss of the first step (the loss at the server model)."""
-        first = float("nan")
+        first, lr = float("nan"), self.lr.at(rnd)
         for c, s in zip(client, server, strict=True):
             c.copy_(s)
         with evaluated_at(params, client):
@@ -40,7 +42,7 @@ class FedAvg:
                     first = float(loss.detach())
                 with torch.no_grad():
                     for p in params:
-                        p.data.add_(p.grad, alpha=-self.lr)
+                        p.data.add_(p.grad, alpha=-lr)
         for p in params:
             p.grad = None
         return first

@@ -18,6 +18,7 @@ import torch
 
 from hiso.federation.protocol import RoundRecord
 from hiso.optim.directions import DirectionStream
+from hiso.optim.schedule import LRSchedule
 
 # Per-client mean losses at the model's current parameters, shape (C,).
 LossFn = Callable[[], np.ndarray]
@@ -37,7 +38,7 @@ class Curvature:
 class ZOSettings:
     num_perturbations: int
     mu: float
-    lr: float
+    lr: LRSchedule
     central: bool = False
     momentum: float = 0.0
     curvature: Curvature | None = None
@@ -176,13 +177,20 @@ class ZeroOrderOptimizer:
         self, params: Sequence[torch.Tensor], state: ZOState, record: RoundRecord
     ) -> None:
         """x and state after the record's K steps (all with H_r), then H_r -> H_{r+1}."""
-        self._apply(params, state, record.seeds, record.scalars, update_curvature=True)
+        lr = self.settings.lr.at(record.round)
+        self._apply(params, state, record.seeds, record.scalars, lr, update_curvature=True)
 
     def local_step(
-        self, params: Sequence[torch.Tensor], state: ZOState, seed: int, scalars: np.ndarray
+        self,
+        params: Sequence[torch.Tensor],
+        state: ZOState,
+        rnd: int,
+        seed: int,
+        scalars: np.ndarray,
     ) -> None:
-        """A client's own step on its local trajectory: same update, H left as it is."""
-        self._apply(params, state, (seed,), scalars.reshape(1, -1), update_curvature=False)
+        """A client's own step in round `rnd` on its local trajectory: same update, H kept."""
+        lr = self.settings.lr.at(rnd)
+        self._apply(params, state, (seed,), scalars.reshape(1, -1), lr, update_curvature=False)
 
     def _apply(
         self,
@@ -190,6 +198,7 @@ class ZeroOrderOptimizer:
         state: ZOState,
         seeds: Sequence[int],
         scalars: np.ndarray,
+        lr: float,
         update_curvature: bool,
     ) -> None:
         s = self.settings
@@ -210,7 +219,7 @@ class ZeroOrderOptimizer:
                     update = state.momentum[i].mul_(s.momentum).add_(dx)
                 else:
                     update = dx
-                x.add_(update, alpha=-s.lr)
+                x.add_(update, alpha=-lr)
                 last = k == num_steps - 1
                 if curvature and state.curvature and (curvature.every_step or last):
                     h = state.curvature[i]

@@ -1,0 +1,89 @@
+"""Smoke test of scripts/bench.py's pieces on the digits CNN and a tiny random OPT."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from hiso.tasks.templates import TEMPLATES
+from hiso.tasks.text import LabelWordTask
+
+from configs import CPU, digits_simulation
+from lm_fixtures import OPT_SPECIAL, make_tokenizer
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
+    spec = importlib.util.spec_from_file_location("bench", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench"] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_next_batches_predicts_the_round_without_consuming_it(bench: ModuleType) -> None:
+    sim = digits_simulation("federation.clients_per_round=3")
+    clients = copy.deepcopy(sim.clients)
+    predicted = bench.next_batches(sim, 0)
+    assert [c.cursor for c in sim.clients] == [c.cursor for c in clients]
+    sim.run_round(0)
+    moved = [c for c, before in zip(sim.clients, clients, strict=True) if c.cursor != before.cursor]
+    drawn = [clients[c.id].next_batch(sim.cfg.optim.batch_size) for c in moved]
+    assert drawn == predicted
+
+
+def test_time_rounds_pairs_round_forwards_and_naive(bench: ModuleType) -> None:
+    sim = digits_simulation()
+    timing = bench.Timing("cnn", "hiso", 2, "on")
+    bench.time_rounds(sim, timing, bench.Bench(rounds=2, warmup=1, sampled=(2,)), True, True)
+    assert len(timing.round_s) == len(timing.forwards_s) == len(timing.naive_s) == 2
+    row = bench.timing_rows([timing])[0]
+    assert row["round_over_forwards"] > 0 and row["naive_over_round"] > 0
+
+
+def test_naive_round_moves_a_tiny_opt_by_a_small_step(bench: ModuleType) -> None:
+    tokenizer = make_tokenizer(OPT_SPECIAL)
+    shape = {**bench.OPT_TINY_SHAPE, "hidden_size": 16, "word_embed_proj_dim": 16, "ffn_dim": 32}
+    model = bench.opt_shaped_model(shape, tokenizer, seed=0)
+    assert model.get_input_embeddings().weight.shape[0] == bench.OPT_TINY_SHAPE["vocab_size"]
+    examples = [{"sentence": f"a fine film number {i}", "label": i % 2} for i in range(8)]
+    task = LabelWordTask(TEMPLATES["sst2"], tokenizer, examples, examples, 32, 8)
+    cfg = bench.compose_config("model=opt-125m", "dataset=movie-reviews", *bench.SETTING)
+    before = [p.detach().clone() for p in model.parameters()]
+    bench.naive_round(model, task, cfg, [[0, 1, 2], [3, 4, 5]], 0, CPU)
+    change = max(
+        float((p.detach() - b).abs().max()) for p, b in zip(model.parameters(), before, strict=True)
+    )
+    assert 0 < change < 1e-2
+
+
+def test_memory_rows_and_markdown(bench: ModuleType) -> None:
+    probes = [
+        bench.probe_memory("cnn", algo, n, quick=True)
+        for algo in ("decomfl", "hiso")
+        for n in (8, 64)
+    ]
+    rows = bench.memory_rows(probes, (8, 64))
+    assert [r["algo"] for r in rows] == ["decomfl", "hiso"]
+    assert all(np.isfinite(r["many_over_few"]) for r in rows)
+    timing = bench.Timing("cnn", "decomfl", 2, "on", [0.2, 0.1], [0.1], [0.4])
+    result = {
+        "command": "python scripts/bench.py --quick",
+        "machine": bench.machine(CPU),
+        "load_before": [0.0, 0.0, 0.0],
+        "rounds": "cnn: 1 + 2",
+        "clients": (8, 64),
+        "timing": bench.timing_rows([timing]),
+        "memory": rows,
+    }
+    text = bench.markdown(result)
+    assert "| cnn | decomfl | 2 | on | 0.150 [0.100, 0.200] | 0.100 | 1.50 | 0.400 | 2.67 |" in text
+    assert text.count("| cnn |") == 3
