@@ -23,6 +23,7 @@ def digits_config(*overrides: str) -> Any:
         "federation.eval_every=0",
         "optim.batch_size=8",
         "algo.num_perturbations=3",
+        "federation.local_steps=1",
     )
     return compose_config([*base, *overrides])
 
