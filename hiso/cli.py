@@ -11,7 +11,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from hiso.config import ConfigError, register_configs, validate
+from hiso.config import ConfigError, SetupError, register_configs, validate
 
 register_configs()
 
@@ -76,7 +76,11 @@ def _main(cfg: DictConfig) -> float | None:
         print(f"hiso-run: invalid configuration: {error}", file=sys.stderr)
         sys.exit(2)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    summary = run(cfg, run_dir)
+    try:
+        summary = run(cfg, run_dir)
+    except SetupError as error:
+        print(f"hiso-run: {error}", file=sys.stderr)
+        sys.exit(2)
     _print_summary(summary, run_dir)
     return summary.get("final_accuracy")
 

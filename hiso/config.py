@@ -19,7 +19,11 @@ FIRST_ORDER_ALGORITHMS = ("fedavg",)
 ALGORITHMS = ZO_ALGORITHMS + FIRST_ORDER_ALGORITHMS
 
 
-class ConfigError(ValueError):
+class SetupError(Exception):
+    """Input a run cannot start from; the message says what is wrong and how to supply it."""
+
+
+class ConfigError(SetupError, ValueError):
     """A configuration value that cannot run; the message names the field, value and allowed set."""
 
     def __init__(self, key: str, value: Any, allowed: str) -> None:

@@ -95,3 +95,10 @@ def test_cli_rejects_bad_input_with_a_named_error_and_no_run(tmp_path: Path) -> 
         for name in names:
             assert name in result.stderr, (args, result.stderr[-2000:])
         assert not (tmp_path / "never" / "metrics.jsonl").exists()
+
+
+def test_unreachable_hub_model_names_itself_and_the_local_route(tmp_path: Path) -> None:
+    result = hiso_run("model=opt-125m", "dataset.max_test=8", "logger=none", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "facebook/opt-125m" in result.stderr and "model.path=<dir>" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import hiso
+from hiso.config import SetupError
 
 SDIST = "vadersentiment-3.3.2.tar.gz"
 INNER = "additional_resources/hutto_ICWSM_2014.tar.gz"
@@ -30,7 +31,7 @@ SETUP_HINT = (
 )
 
 
-class EmbeddedDataError(RuntimeError):
+class EmbeddedDataError(SetupError, RuntimeError):
     """The registry artefact that holds the embedded data is missing or unreadable."""
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import datasets
 
-from hiso.config import DatasetConfig
+from hiso.config import DatasetConfig, SetupError
 from hiso.data.movie_reviews import load_movie_reviews
 
 Records = list[dict[str, Any]]
@@ -23,11 +23,11 @@ FILE_BUILDERS = {
 LOCAL_HINT = "dataset.source=local dataset.data_files.train=<file> dataset.data_files.test=<file>"
 
 
-class DatasetUnavailableError(RuntimeError):
+class DatasetUnavailableError(SetupError, RuntimeError):
     """The dataset cannot be read from its configured source."""
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(SetupError, ValueError):
     """The examples lack a needed column or carry labels outside the task's label set."""
 
 

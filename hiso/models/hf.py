@@ -18,10 +18,10 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from hiso.config import ModelConfig
+from hiso.config import ModelConfig, SetupError
 
 
-class ModelUnavailableError(RuntimeError):
+class ModelUnavailableError(SetupError, RuntimeError):
     """The model's weights cannot be found locally and cannot be downloaded."""
 
 

@@ -17,10 +17,12 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from hiso.config import SetupError
+
 MAX_CUTS = 4  # re-tokenisations allowed when cutting the field shifts token boundaries
 
 
-class TemplateError(ValueError):
+class TemplateError(SetupError, ValueError):
     """A template that does not fit the task or whose label words are not usable tokens."""
 
 
