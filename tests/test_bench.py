@@ -11,6 +11,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
+from hiso.config import compose_config
 from hiso.tasks.templates import TEMPLATES
 from hiso.tasks.text import LabelWordTask
 
@@ -56,7 +57,7 @@ def test_naive_round_moves_a_tiny_opt_by_a_small_step(bench: ModuleType) -> None
     assert model.get_input_embeddings().weight.shape[0] == bench.OPT_TINY_SHAPE["vocab_size"]
     examples = [{"sentence": f"a fine film number {i}", "label": i % 2} for i in range(8)]
     task = LabelWordTask(TEMPLATES["sst2"], tokenizer, examples, examples, 32, 8)
-    cfg = bench.compose_config("model=opt-125m", "dataset=movie-reviews", *bench.SETTING)
+    cfg = compose_config(["model=opt-125m", "dataset=movie-reviews", *bench.SETTING])
     before = [p.detach().clone() for p in model.parameters()]
     bench.naive_round(model, task, cfg, [[0, 1, 2], [3, 4, 5]], 0, CPU)
     change = max(

@@ -138,7 +138,8 @@ class Simulation:
             self.state = self.zo.init_state(self.master)
 
     # forwards -----------------------------------------------------------------------------
-    def _autocast(self) -> contextlib.AbstractContextManager:
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bfloat16 autocast around forwards when model.forward_dtype asks for it."""
         if self.cfg.model.forward_dtype == "bfloat16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
@@ -150,7 +151,7 @@ class Simulation:
             batches = [self.task.batch(ix, self.device) for ix in index_lists]
 
             def separate_losses() -> np.ndarray:
-                with torch.no_grad(), self._autocast():
+                with torch.no_grad(), self.autocast():
                     return np.array(
                         [self.task.loss(self.model, b).double().mean().item() for b in batches]
                     )
@@ -160,14 +161,14 @@ class Simulation:
         batch = self.task.batch([i for ix in index_lists for i in ix], self.device)
 
         def losses() -> np.ndarray:
-            with torch.no_grad(), self._autocast():
+            with torch.no_grad(), self.autocast():
                 per_example = self.task.loss(self.model, batch).double()
             return np.array([part.mean().item() for part in per_example.split(sizes)])
 
         return losses
 
     def evaluate(self) -> dict[str, float]:
-        with torch.no_grad(), self._autocast():
+        with torch.no_grad(), self.autocast():
             return self.task.evaluate(self.model, self.device)
 
     # rounds -------------------------------------------------------------------------------
@@ -259,7 +260,7 @@ class Simulation:
             collated = [self.task.batch(ix, self.device) for ix in client_batches]
 
             def batch_loss(step: int, collated: list = collated) -> torch.Tensor:
-                with self._autocast():
+                with self.autocast():
                     return self.task.loss(self.model, collated[step]).mean()
 
             losses.append(

@@ -37,22 +37,7 @@ def load_causal_lm(
 
     Source precedence: `cfg.path`, `cfg.gguf_package`, then `cfg.hub_id` (token from $HF_TOKEN).
     """
-    token = None
-    if cfg.path:
-        source = Path(cfg.path)
-        if not (source / "config.json").is_file():
-            raise ModelUnavailableError(
-                f"model {cfg.name!r}: model.path={cfg.path!r} is not a Hugging Face checkpoint "
-                "directory (no config.json)."
-            )
-    elif cfg.gguf_package:
-        source = _converted_gguf(cfg)
-    elif cfg.hub_id:
-        source, token = cfg.hub_id, os.environ.get("HF_TOKEN")
-    else:
-        raise ModelUnavailableError(
-            f"model {cfg.name!r} has no source: set model.path, model.hub_id or model.gguf_package."
-        )
+    source, token = _source(cfg)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, token=token)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, token=token)
@@ -70,6 +55,33 @@ def load_causal_lm(
         ) from err
     configure_tokenizer(tokenizer)
     return model.to(device=device, dtype=torch.float32).eval(), tokenizer
+
+
+def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:
+    """The model's tokenizer alone, configured as load_causal_lm configures it."""
+    source, token = _source(cfg)
+    tokenizer = AutoTokenizer.from_pretrained(source, token=token)
+    configure_tokenizer(tokenizer)
+    return tokenizer
+
+
+def _source(cfg: ModelConfig) -> tuple[Path | str, str | None]:
+    """Where the checkpoint is (a directory or a hub id) and the hub token to use."""
+    if cfg.path:
+        source = Path(cfg.path)
+        if not (source / "config.json").is_file():
+            raise ModelUnavailableError(
+                f"model {cfg.name!r}: model.path={cfg.path!r} is not a Hugging Face checkpoint "
+                "directory (no config.json)."
+            )
+        return source, None
+    if cfg.gguf_package:
+        return _converted_gguf(cfg), None
+    if cfg.hub_id:
+        return cfg.hub_id, os.environ.get("HF_TOKEN")
+    raise ModelUnavailableError(
+        f"model {cfg.name!r} has no source: set model.path, model.hub_id or model.gguf_package."
+    )
 
 
 def configure_tokenizer(tokenizer: PreTrainedTokenizerBase) -> None:
