@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -112,3 +113,17 @@ def test_smollm2_zero_shot_movie_reviews() -> None:
     metrics = task.evaluate(model, CPU)
     print(f"smollm2 zero-shot {metrics} in {time.perf_counter() - start:.1f} s")
     assert metrics["test_accuracy"] >= 0.75
+
+
+@pytest.mark.slow
+def test_default_job_fine_tunes_smollm2_offline(tmp_path: Path) -> None:
+    """`hiso-run` with no arguments is the README's main job; two rounds of it here."""
+    from test_cli import hiso_run
+
+    run_dir = tmp_path / "run"
+    result = hiso_run("federation.rounds=2", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["algorithm"] == "hiso" and summary["model"] == "smollm2-135m"
+    assert summary["initial_accuracy"] >= 0.6 and summary["final_accuracy"] >= 0.6
+    assert summary["total_bytes"] > 0
