@@ -92,6 +92,14 @@ class ModelConfig:
 
 
 @dataclass
+class DataFiles:
+    """Local files of a dataset (csv, json/jsonl or parquet, by extension)."""
+
+    train: str | None = None
+    test: str | None = None
+
+
+@dataclass
 class DatasetConfig:
     name: str = MISSING
     kind: str = "text"
@@ -101,7 +109,7 @@ class DatasetConfig:
     hub_name: str | None = None
     train_split: str = "train"
     test_split: str = "validation"
-    data_files: dict[str, str] = field(default_factory=dict)
+    data_files: DataFiles = field(default_factory=DataFiles)
     columns: dict[str, str] = field(default_factory=dict)
     template: str | None = None
     max_length: int = 64

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-from hiso.config import ConfigError, DatasetConfig
+from hiso.config import ConfigError, DataFiles, DatasetConfig
 from hiso.data.movie_reviews import TEST_SIZE, data_dir, load_movie_reviews
 from hiso.data.sources import DatasetFormatError, DatasetUnavailableError
 from hiso.tasks.squad import normalize_answer, squad_f1
@@ -61,7 +61,9 @@ def local_config(
     }
     kw.setdefault("max_length", 48)
     kw.setdefault("generation_tokens", 3)
-    return DatasetConfig(name=task, source="local", data_files=files, eval_batch_size=2, **kw)
+    return DatasetConfig(
+        name=task, source="local", data_files=DataFiles(**files), eval_batch_size=2, **kw
+    )
 
 
 def template_cases() -> list[tuple[str, str]]:
@@ -320,7 +322,7 @@ def test_local_csv_with_column_mapping(tiny_lm, tmp_path: Path) -> None:
     cfg = DatasetConfig(
         name="sst2",
         source="local",
-        data_files=files,
+        data_files=DataFiles(**files),
         columns={"sentence": "text", "label": "sentiment"},
         max_test=4,
     )
@@ -346,16 +348,18 @@ def test_label_outside_the_label_set_is_named(tiny_lm, tmp_path: Path) -> None:
         {**example("boolq", 1), "label": 7},
         {**example("boolq", 2), "label": "maybe"},
     ]
-    write_split(Path(cfg.data_files["test"]), records)
+    write_split(Path(cfg.data_files.test), records)
     with pytest.raises(DatasetFormatError, match=r"boolq-test.jsonl.*\[7, 'maybe'\]"):
         build_text_task(cfg, tokenizer, "tiny")
 
 
 def test_missing_local_file_and_split(tmp_path: Path) -> None:
-    cfg = DatasetConfig(name="sst2", source="local", data_files={"train": str(tmp_path / "x.csv")})
+    cfg = DatasetConfig(
+        name="sst2", source="local", data_files=DataFiles(train=str(tmp_path / "x.csv"))
+    )
     with pytest.raises(DatasetUnavailableError, match="does not exist"):
         build_text_task(cfg, None, "tiny")
-    cfg = DatasetConfig(name="sst2", source="local", data_files={})
+    cfg = DatasetConfig(name="sst2", source="local", data_files=DataFiles())
     with pytest.raises(DatasetUnavailableError, match=r"dataset\.data_files\.train"):
         build_text_task(cfg, None, "tiny")
 

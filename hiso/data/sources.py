@@ -62,7 +62,7 @@ def load_examples(
 
 
 def _read_local(cfg: DatasetConfig, split: str) -> tuple[str, Records]:
-    path = cfg.data_files.get(split)
+    path = getattr(cfg.data_files, split)
     if path is None:
         raise DatasetUnavailableError(
             f"dataset {cfg.name!r}: dataset.data_files.{split} is not set; give {LOCAL_HINT}."
