@@ -12,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from hiso.config import ConfigError, SetupError, register_configs, validate
+from hiso.federation.simulator import NonFiniteLossError
 
 register_configs()
 
@@ -81,6 +82,9 @@ def _main(cfg: DictConfig) -> float | None:
     except SetupError as error:
         print(f"hiso-run: {error}", file=sys.stderr)
         sys.exit(2)
+    except NonFiniteLossError as error:
+        print(f"hiso-run: stopped: {error}; metrics so far are in {run_dir}", file=sys.stderr)
+        sys.exit(1)
     _print_summary(summary, run_dir)
     return summary.get("final_accuracy")
 

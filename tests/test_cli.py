@@ -102,3 +102,12 @@ def test_unreachable_hub_model_names_itself_and_the_local_route(tmp_path: Path) 
     assert result.returncode == 2, result.stderr[-2000:]
     assert "facebook/opt-125m" in result.stderr and "model.path=<dir>" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_diverging_run_stops_with_a_message_and_keeps_its_metrics(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = ("+experiment=digits", "optim.lr=1e30", "optim.momentum=0", "logger=none")
+    result = hiso_run(*args, "federation.rounds=5", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "NaN or infinite" in result.stderr and "Traceback" not in result.stderr
+    assert read_jsonl(run_dir / "metrics.jsonl")[0]["round"] == 0
