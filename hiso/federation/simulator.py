@@ -14,6 +14,7 @@ import resource
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -101,8 +102,15 @@ def zo_settings(
 
 
 def peak_memory_bytes(device: torch.device) -> int:
+    """Peak CUDA allocation, or the peak RSS of this process's address space: VmHWM, which starts
+    afresh at exec (ru_maxrss would carry over a large parent's peak into a child process)."""
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
