@@ -48,6 +48,9 @@ class AlgoConfig:
     # keep a step's P directions between perturbing and updating instead of regenerating them:
     # on, off, or auto (on when P x d float32 values fit in a quarter of the free memory)
     direction_cache: str = "auto"
+    # threads drawing directions (null: torch's thread count on CPU, 1 on a GPU); results agree
+    # bit for bit whatever the count
+    direction_threads: int | None = None
 
 
 @dataclass
@@ -72,6 +75,8 @@ class FederationConfig:
     target_accuracy: float | None = None
     # evaluate all sampled clients' batches in one concatenated forward (else one per client)
     concat_clients: bool = True
+    # split each evaluated batch into forwards of similar length: auto, off, or at most N forwards
+    length_buckets: str = "auto"
 
 
 @dataclass
@@ -183,6 +188,10 @@ def validate(cfg: Any) -> None:
     _positive("algo.curvature_floor", a.curvature_floor)
     _choice("algo.curvature_steps", a.curvature_steps, ("last", "every"))
     _choice("algo.direction_cache", a.direction_cache, ("auto", "on", "off"))
+    if a.direction_threads is not None and a.direction_threads < 1:
+        raise ConfigError(
+            "algo.direction_threads", a.direction_threads, "null (automatic) or an integer >= 1"
+        )
     _positive("optim.lr", o.lr)
     _choice("optim.lr_schedule", o.lr_schedule, ("constant", "cosine"))
     if not 0.0 <= o.momentum < 1.0:
@@ -206,6 +215,11 @@ def validate(cfg: Any) -> None:
             "federation.eval_every", f.eval_every, "an integer >= 0 (0: only at the end)"
         )
     _choice("federation.partition", f.partition, ("iid", "dirichlet"))
+    lb = str(f.length_buckets)
+    if lb not in ("auto", "off") and not (lb.isdigit() and int(lb) >= 1):
+        raise ConfigError(
+            "federation.length_buckets", f.length_buckets, "auto, off or an integer >= 1"
+        )
     _positive("federation.dirichlet_alpha", f.dirichlet_alpha)
     if f.target_accuracy is not None and not 0.0 < f.target_accuracy <= 1.0:
         raise ConfigError("federation.target_accuracy", f.target_accuracy, "a fraction in (0, 1]")

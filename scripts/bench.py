@@ -96,13 +96,14 @@ class Bench:
 
 @dataclass
 class Timing:
-    """Seconds per timed round of one configuration; forwards and naive only in the reference
-    configuration (DeComFL, cache on) of each model and sampled count."""
+    """Seconds per timed round of one configuration; forwards in the DeComFL cache-on
+    configurations (at their own forward shapes), naive once per model and sampled count."""
 
     model: str
     algo: str
     sampled: int
     cache: str
+    buckets: str
     round_s: list[float] = field(default_factory=list)
     forwards_s: list[float] = field(default_factory=list)
     naive_s: list[float] = field(default_factory=list)
@@ -169,11 +170,11 @@ def next_batches(sim: Simulation, rnd: int) -> list[list[int]]:
 
 
 def bare_forwards(sim: Simulation, batches: list[list[int]]) -> None:
-    """The P + 1 forwards of a forward-difference round on the concatenated batch, alone."""
-    batch = sim.task.batch([i for ix in batches for i in ix], sim.device)
-    with forward_context(sim.cfg, sim.device):
-        for _ in range(sim.cfg.algo.num_perturbations + 1):
-            sim.task.loss(sim.model, batch)
+    """The P + 1 evaluations of a forward-difference round, alone: the simulator's own loss
+    function, so the same concatenated batch in the same length buckets."""
+    losses = sim.client_losses(batches)
+    for _ in range(sim.cfg.algo.num_perturbations + 1):
+        losses()
 
 
 def naive_round(
@@ -232,14 +233,16 @@ def time_rounds(sim: Simulation, timing: Timing, bench: Bench, forwards: bool, n
                 naive_round(sim.model, sim.task, sim.cfg, batches, rnd, sim.device)
 
 
-def timing_plan(bench: Bench) -> Iterator[tuple[str, int, str, bool]]:
-    """(algo, sampled, cache, with forwards and naive) for one model: the cache on and off at
-    the first sampled count, the cache on at the others; forwards and the naive loop once each."""
+def timing_plan(bench: Bench) -> Iterator[tuple[str, int, str, str]]:
+    """(algo, sampled, cache, buckets) for one model: at the first sampled count the cache on
+    and off and DeComFL without length buckets, at the others the cache on."""
     for n, sampled in enumerate(bench.sampled):
         caches = ("on", "off") if n == 0 else ("on",)
         for algo in ("decomfl", "hiso"):
             for cache in caches:
-                yield algo, sampled, cache, algo == "decomfl" and cache == "on"
+                yield algo, sampled, cache, "auto"
+        if n == 0:
+            yield "decomfl", sampled, "on", "off"
 
 
 def time_model(
@@ -251,7 +254,7 @@ def time_model(
     torch.set_num_threads(cfg.threads or DEFAULT_THREADS)
     model, task = build(name, cfg, device, bench.quick)
     timings = []
-    for algo, sampled, cache, reference in timing_plan(bench):
+    for algo, sampled, cache, buckets in timing_plan(bench):
         cfg = compose_config(
             [
                 *base,
@@ -260,11 +263,13 @@ def time_model(
                 f"algo={algo}",
                 f"federation.clients_per_round={sampled}",
                 f"algo.direction_cache={cache}",
+                f"federation.length_buckets={buckets}",
             ]
         )
         sim = Simulation(cfg, model, task, device)
-        timing = Timing(name, algo, sampled, cache)
-        time_rounds(sim, timing, bench, forwards=reference, naive=reference)
+        timing = Timing(name, algo, sampled, cache, buckets)
+        forwards = algo == "decomfl" and cache == "on"
+        time_rounds(sim, timing, bench, forwards, naive=forwards and buckets == "auto")
         timings.append(timing)
         log(summary_line(timing))
         del sim
@@ -348,7 +353,7 @@ def stats(values: list[float]) -> dict[str, float] | None:
 
 
 def summary_line(t: Timing) -> str:
-    parts = [f"{t.model} {t.algo} sampled={t.sampled} cache={t.cache}:"]
+    parts = [f"{t.model} {t.algo} sampled={t.sampled} cache={t.cache} buckets={t.buckets}:"]
     for label, values in (("round", t.round_s), ("forwards", t.forwards_s), ("naive", t.naive_s)):
         if values:
             parts.append(f"{label} {statistics.median(values):.3f} s")
@@ -356,13 +361,15 @@ def summary_line(t: Timing) -> str:
 
 
 def timing_rows(timings: list[Timing]) -> list[dict[str, Any]]:
-    """One row per configuration; forwards and naive come from the reference configuration of
-    the same model and sampled count."""
-    reference = {(t.model, t.sampled): t for t in timings if t.forwards_s}
+    """One row per configuration; forwards come from the configuration of the same model, sampled
+    count and buckets that measured them, naive from that of the same model and sampled count."""
+    forwards = {(t.model, t.sampled, t.buckets): t.forwards_s for t in timings if t.forwards_s}
+    naive_s = {(t.model, t.sampled): t.naive_s for t in timings if t.naive_s}
     rows = []
     for t in timings:
-        ref = reference[(t.model, t.sampled)]
-        rnd, fwd, naive = stats(t.round_s), stats(ref.forwards_s), stats(ref.naive_s)
+        rnd = stats(t.round_s)
+        fwd = stats(forwards[(t.model, t.sampled, t.buckets)])
+        naive = stats(naive_s[(t.model, t.sampled)])
         assert rnd is not None and fwd is not None and naive is not None
         rows.append(
             {
@@ -421,16 +428,18 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Setting: K = 1, P = 5, forward difference, batch 16, 8 clients; "
         f"warm-up and timed rounds per configuration {result['rounds']}, "
-        "seconds as median [min, max]. forwards: the P + 1 bare forwards of the concatenated "
-        "batch, alone; naive: the MeZO-style loop in scripts/bench.py on the same batches.",
+        "seconds as median [min, max]. forwards: the P + 1 evaluations of the sampled clients' "
+        "batches (concatenated, in the round's length buckets), alone; naive: the MeZO-style "
+        "loop in scripts/bench.py on the same batches (each client's batch padded to its "
+        "longest example, one forward).",
         "",
-        "| model | algorithm | sampled | cache | round s | forwards s | round/forwards "
+        "| model | algorithm | sampled | cache | buckets | round s | forwards s | round/forwards "
         "| naive s | naive/round |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["timing"]:
         lines.append(
-            f"| {r['model']} | {r['algo']} | {r['sampled']} | {r['cache']} "
+            f"| {r['model']} | {r['algo']} | {r['sampled']} | {r['cache']} | {r['buckets']} "
             f"| {fmt_stats(r['round_s'])} | {r['forwards_s']['median']:.3f} "
             f"| {r['round_over_forwards']:.2f} | {r['naive_s']['median']:.3f} "
             f"| {r['naive_over_round']:.2f} |"

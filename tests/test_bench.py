@@ -43,7 +43,7 @@ def test_next_batches_predicts_the_round_without_consuming_it(bench: ModuleType)
 
 def test_time_rounds_pairs_round_forwards_and_naive(bench: ModuleType) -> None:
     sim = digits_simulation()
-    timing = bench.Timing("cnn", "hiso", 2, "on")
+    timing = bench.Timing("cnn", "hiso", 2, "on", "auto")
     bench.time_rounds(sim, timing, bench.Bench(rounds=2, warmup=1, sampled=(2,)), True, True)
     assert len(timing.round_s) == len(timing.forwards_s) == len(timing.naive_s) == 2
     row = bench.timing_rows([timing])[0]
@@ -75,7 +75,7 @@ def test_memory_rows_and_markdown(bench: ModuleType) -> None:
     rows = bench.memory_rows(probes, (8, 64))
     assert [r["algo"] for r in rows] == ["decomfl", "hiso"]
     assert all(np.isfinite(r["many_over_few"]) for r in rows)
-    timing = bench.Timing("cnn", "decomfl", 2, "on", [0.2, 0.1], [0.1], [0.4])
+    timing = bench.Timing("cnn", "decomfl", 2, "on", "auto", [0.2, 0.1], [0.1], [0.4])
     result = {
         "command": "python scripts/bench.py --quick",
         "machine": bench.machine(CPU),
@@ -86,5 +86,25 @@ def test_memory_rows_and_markdown(bench: ModuleType) -> None:
         "memory": rows,
     }
     text = bench.markdown(result)
-    assert "| cnn | decomfl | 2 | on | 0.150 [0.100, 0.200] | 0.100 | 1.50 | 0.400 | 2.67 |" in text
+    assert (
+        "| cnn | decomfl | 2 | on | auto | 0.150 [0.100, 0.200] | 0.100 | 1.50 | 0.400 | 2.67 |"
+        in text
+    )
     assert text.count("| cnn |") == 3
+
+
+def test_main_writes_markdown_and_json_for_every_configuration(
+    bench: ModuleType, tmp_path: Path
+) -> None:
+    result = bench.main(["--quick", "--models", "cnn", "--no-memory", "--out", str(tmp_path)])
+    configs = [(r["algo"], r["sampled"], r["cache"], r["buckets"]) for r in result["timing"]]
+    assert configs[:5] == [
+        ("decomfl", 2, "on", "auto"),
+        ("decomfl", 2, "off", "auto"),
+        ("hiso", 2, "on", "auto"),
+        ("hiso", 2, "off", "auto"),
+        ("decomfl", 2, "on", "off"),
+    ]
+    assert configs[5:] == [("decomfl", 4, "on", "auto"), ("hiso", 4, "on", "auto")]
+    assert (tmp_path / "bench.json").is_file()
+    assert (tmp_path / "bench.md").read_text().count("| cnn |") == len(configs)

@@ -73,6 +73,8 @@ def test_help_config_printing_and_multirun(tmp_path: Path) -> None:
         ("optim.lr=-0.1", ("optim.lr", "-0.1", "> 0")),
         ("algo.num_perturbations=0", ("algo.num_perturbations", "0", ">= 1")),
         ("algo.difference=backward", ("algo.difference", "backward", "forward, central")),
+        ("federation.length_buckets=0", ("federation.length_buckets", "0", "auto, off")),
+        ("federation.length_buckets=some", ("federation.length_buckets", "some", ">= 1")),
     ],
 )
 def test_bad_values_are_named_before_anything_loads(override: str, names: tuple[str, ...]) -> None:

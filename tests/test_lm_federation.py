@@ -60,7 +60,10 @@ def lm_simulation(checkpoint: Path, *extra: str) -> Simulation:
 
 @pytest.mark.parametrize(
     "extra",
-    [("algo=hiso",), ("algo=decomfl", "federation.local_steps=2", "optim.momentum=0.9")],
+    [
+        ("algo=hiso", "federation.length_buckets=3", "algo.direction_threads=2"),
+        ("algo=decomfl", "federation.local_steps=2", "optim.momentum=0.9"),
+    ],
 )
 def test_replica_rebuilds_language_model_bit_for_bit(checkpoint: Path, extra: tuple) -> None:
     sim = lm_simulation(checkpoint, *extra)
@@ -75,8 +78,9 @@ def test_replica_rebuilds_language_model_bit_for_bit(checkpoint: Path, extra: tu
 
 
 def test_hiso_beta_one_follows_decomfl_on_a_language_model(checkpoint: Path) -> None:
-    hiso = lm_simulation(checkpoint, "algo=hiso", "algo.beta=1.0")
-    decomfl = lm_simulation(checkpoint, "algo=decomfl")
+    buckets = "federation.length_buckets=3"
+    hiso = lm_simulation(checkpoint, "algo=hiso", "algo.beta=1.0", buckets)
+    decomfl = lm_simulation(checkpoint, "algo=decomfl", buckets)
     losses: dict[str, list[float]] = {"hiso": [], "decomfl": []}
     hiso.run(lambda r: losses["hiso"].append(r.get("train_loss", 0.0)))
     decomfl.run(lambda r: losses["decomfl"].append(r.get("train_loss", 0.0)))

@@ -119,3 +119,27 @@ def test_optimisations_leave_the_trajectory_unchanged() -> None:
     np.testing.assert_allclose(losses["joint"], losses["plain"], rtol=1e-5)
     for a, b in zip(joint.master, plain.master, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cache", ["on", "off"])
+def test_direction_threads_change_no_bit(cache: str) -> None:
+    """Each thread draws its own parameters' slices from their own seeds: same bits as one."""
+    common = (
+        "algo=hiso",
+        "federation.local_steps=2",
+        "federation.rounds=6",
+        "optim.momentum=0.9",
+        f"algo.direction_cache={cache}",
+    )
+    one = digits_simulation(*common, "algo.direction_threads=1")
+    three = digits_simulation(*common, "algo.direction_threads=3")
+    assert one.zo is not None and three.zo is not None
+    assert [len(s.indices) for s in one.zo.shares] == [len(one.master)]
+    assert len(three.zo.shares) == 3
+    losses: dict[str, list[float]] = {"one": [], "three": []}
+    one.run(lambda r: losses["one"].append(r.get("train_loss", 0.0)))
+    three.run(lambda r: losses["three"].append(r.get("train_loss", 0.0)))
+    assert losses["one"] == losses["three"]
+    assert_bitwise_equal(one.master, three.master)
+    assert one.state.curvature is not None and three.state.curvature is not None
+    assert_bitwise_equal(one.state.curvature, three.state.curvature)

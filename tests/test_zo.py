@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from hiso.federation.protocol import RoundRecord
+from hiso.optim.directions import balanced_shares
 from hiso.optim.schedule import LRSchedule
 from hiso.optim.zo import Curvature, ZeroOrderOptimizer, ZOSettings
 
@@ -75,3 +76,13 @@ def test_hiso_estimate_approaches_the_newton_like_step() -> None:
     grad = Quadratic().gradient()
     assert relative_error(estimate, grad / curvature) < TOLERANCE
     assert relative_error(estimate, grad) > 3 * TOLERANCE  # distinguishable from plain ZO-SGD
+
+
+def test_balanced_shares_split_every_parameter_once_and_evenly() -> None:
+    sizes = [100, 7, 60, 40, 3, 1, 50]
+    shares = balanced_shares(sizes, 2)
+    assert sorted(i for s in shares for i in s) == list(range(len(sizes)))
+    loads = [sum(sizes[i] for i in s) for s in shares]
+    assert max(loads) - min(loads) <= max(sizes[i] for i in range(len(sizes)) if i != 0)
+    assert balanced_shares(sizes, 1) == [list(range(len(sizes)))]
+    assert len(balanced_shares([5, 5], 8)) == 2

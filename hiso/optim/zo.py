@@ -10,14 +10,16 @@ as z = H^{-1/2} u. With beta = 1, H stays 1 and HiSo is DeComFL.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import torch
 
 from hiso.federation.protocol import RoundRecord
-from hiso.optim.directions import DirectionStream
+from hiso.optim.directions import DirectionStream, balanced_shares
 from hiso.optim.schedule import LRSchedule
 
 # Per-client mean losses at the model's current parameters, shape (C,).
@@ -44,6 +46,9 @@ class ZOSettings:
     curvature: Curvature | None = None
     # keep the P directions of the last estimated step for the update that follows (P x d floats)
     cache_directions: bool = False
+    # threads that draw and apply direction slices, each on its own share of the parameters
+    # (drawing a Gaussian is serial in torch on CPU; the slices are independent streams)
+    threads: int = 1
 
 
 @dataclass
@@ -58,6 +63,21 @@ class ZOState:
             return None if ts is None else [t.clone() for t in ts]
 
         return ZOState(copy(self.curvature), copy(self.momentum))
+
+
+@dataclass
+class Share:
+    """One thread's parameters (indices), its direction stream and its scratch buffers."""
+
+    indices: list[int]
+    directions: DirectionStream
+    acc: torch.Tensor
+    scale: torch.Tensor
+
+
+@cache
+def _pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(threads, thread_name_prefix="hiso-directions")
 
 
 @contextmanager
@@ -80,10 +100,17 @@ class ZeroOrderOptimizer:
         self.settings = settings
         self.shapes = [p.shape for p in params]
         device = params[0].device
-        self.directions = DirectionStream(self.shapes, device)
-        largest = max(s.numel() for s in self.shapes)
-        self._acc = torch.empty(largest, dtype=torch.float32, device=device)
-        self._scale = torch.empty(largest, dtype=torch.float32, device=device)
+        self.shares = []
+        for indices in balanced_shares([s.numel() for s in self.shapes], settings.threads):
+            largest = max(self.shapes[i].numel() for i in indices)
+            self.shares.append(
+                Share(
+                    indices,
+                    DirectionStream(self.shapes, device, indices),
+                    torch.empty(largest, dtype=torch.float32, device=device),
+                    torch.empty(largest, dtype=torch.float32, device=device),
+                )
+            )
         # u_{seed,p,i} of the last estimated step: _cache[p][i], valid for seed _cache_seed
         self._cache: list[list[torch.Tensor]] | None = None
         self._cache_seed: int | None = None
@@ -104,16 +131,29 @@ class ZeroOrderOptimizer:
         shape = self.shapes[index]
         return buffer[: shape.numel()].view(shape)
 
-    def _inv_sqrt_curvature(self, state: ZOState, index: int) -> torch.Tensor | None:
+    def _each_parameter(self, work: Callable[[Share, int], None]) -> None:
+        """work(share, i) for every parameter i, each share's parameters on its own thread."""
+        if len(self.shares) == 1:
+            for i in self.shares[0].indices:
+                work(self.shares[0], i)
+            return
+
+        def run(share: Share) -> None:
+            for i in share.indices:
+                work(share, i)
+
+        list(_pool(len(self.shares)).map(run, self.shares))  # list(): re-raise a failure
+
+    def _inv_sqrt_curvature(self, state: ZOState, share: Share, index: int) -> torch.Tensor | None:
         if state.curvature is None:
             return None
-        return torch.rsqrt(state.curvature[index], out=self._view(self._scale, index))
+        return torch.rsqrt(state.curvature[index], out=self._view(share.scale, index))
 
-    def _gaussian(self, seed: int, perturbation: int, index: int) -> torch.Tensor:
+    def _gaussian(self, share: Share, seed: int, perturbation: int, index: int) -> torch.Tensor:
         """u from the cache when it holds this step's directions, else regenerated."""
         if self._cache is not None and self._cache_seed == seed:
             return self._cache[perturbation][index]
-        return self.directions.gaussian(seed, perturbation, index)
+        return share.directions.gaussian(seed, perturbation, index)
 
     def perturb_into(
         self,
@@ -126,13 +166,16 @@ class ZeroOrderOptimizer:
         """out = base + mu * z_{seed, perturbation}, z = u (DeComFL) or H^{-1/2} u (HiSo),
         parameter by parameter; u goes to the cache when caching is on."""
         mu = self.settings.mu
-        for i, (o, b) in enumerate(zip(out, base, strict=True)):
+
+        def perturb(share: Share, i: int) -> None:
             slot = None if self._cache is None else self._cache[perturbation][i]
-            u = self.directions.gaussian(seed, perturbation, i, out=slot)
-            scale = self._inv_sqrt_curvature(state, i)
+            u = share.directions.gaussian(seed, perturbation, i, out=slot)
+            scale = self._inv_sqrt_curvature(state, share, i)
             if scale is not None:  # z = u * H^{-1/2}, in a scratch buffer so a cached u stays u
-                u = torch.mul(u, scale, out=self._view(self._acc, i))
-            torch.add(b, u, alpha=mu, out=o)
+                u = torch.mul(u, scale, out=self._view(share.acc, i))
+            torch.add(base[i], u, alpha=mu, out=out[i])
+
+        self._each_parameter(perturb)
 
     def estimate(
         self,
@@ -204,14 +247,16 @@ class ZeroOrderOptimizer:
         s = self.settings
         num_steps, num_dirs = scalars.shape
         curvature = s.curvature if update_curvature else None
+
         # Parameter-outer: each slice of x, m and H goes through every step in order; slices are
         # independent, so this equals the step-outer order exactly, with one pass over memory.
-        for i, x in enumerate(params):
-            scale = self._inv_sqrt_curvature(state, i)
+        def update(share: Share, i: int) -> None:
+            x = params[i]
+            scale = self._inv_sqrt_curvature(state, share, i)
             for k in range(num_steps):
-                dx = self._view(self._acc, i).zero_()
+                dx = self._view(share.acc, i).zero_()
                 for p in range(num_dirs):
-                    dx.add_(self._gaussian(seeds[k], p, i), alpha=float(scalars[k, p]))
+                    dx.add_(self._gaussian(share, seeds[k], p, i), alpha=float(scalars[k, p]))
                 if scale is not None:
                     dx.mul_(scale)
                 dx.div_(num_dirs)
@@ -225,3 +270,5 @@ class ZeroOrderOptimizer:
                     h = state.curvature[i]
                     h.mul_(curvature.beta).addcmul_(dx, dx, value=1 - curvature.beta)
                     h.add_((1 - curvature.beta) * curvature.eps).clamp_min_(curvature.floor)
+
+        self._each_parameter(update)

@@ -34,6 +34,11 @@ class Task(ABC):
     def batch(self, indices: Sequence[int], device: torch.device) -> Batch:
         """Collate the training examples at `indices`, in order, onto `device`."""
 
+    def lengths(self, indices: Sequence[int]) -> np.ndarray | None:
+        """Tokens per training example at `indices`, for grouping forwards by length; None when
+        every example costs the same."""
+        return None
+
     @abstractmethod
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         """Per-example training loss, shape [len(batch)], float32."""

@@ -72,8 +72,11 @@ class SquadTask(Task):
         self.eval_batch_size = eval_batch_size
         self.generation_tokens = generation_tokens
         self._train = self._encode(template, train, max_length)
-        self._test = self._encode(template, test, max_length)
-        self._test_golds = [gold_answers(e["answers"]) for e in test]
+        # the held-out split in order of prompt length, so evaluation batches carry little padding
+        test_pairs = self._encode(template, test, max_length)
+        order = np.argsort([len(p) for p, _ in test_pairs], kind="stable")
+        self._test = [test_pairs[i] for i in order]
+        self._test_golds = [gold_answers(test[i]["answers"]) for i in order]
         end = tokenizer(ANSWER_END, add_special_tokens=False)["input_ids"]
         self._stop_ids = [tokenizer.eos_token_id, *(end if len(end) == 1 else [])]
 
@@ -91,6 +94,9 @@ class SquadTask(Task):
 
     def train_labels(self) -> np.ndarray | None:
         return None
+
+    def lengths(self, indices: Sequence[int]) -> np.ndarray | None:
+        return np.array([len(p) + len(a) for p, a in (self._train[i] for i in indices)])
 
     def batch(self, indices: Sequence[int], device: torch.device) -> Batch:
         return self._collate([self._train[i] for i in indices], device)

@@ -118,9 +118,12 @@ class LabelWordTask(Task):
         self.eval_batch_size = eval_batch_size
         self.label_ids = torch.tensor(label_token_ids(template, tokenizer))
         self._train = encode_prompts(template, train, tokenizer, max_length)
-        self._test = encode_prompts(template, test, tokenizer, max_length)
         self._train_labels = np.array([e["label"] for e in train], dtype=np.int64)
-        self._test_labels = np.array([e["label"] for e in test], dtype=np.int64)
+        # the held-out split in order of length, so evaluation batches carry little padding
+        test_prompts = encode_prompts(template, test, tokenizer, max_length)
+        order = np.argsort([len(p) for p in test_prompts], kind="stable")
+        self._test = [test_prompts[i] for i in order]
+        self._test_labels = np.array([test[i]["label"] for i in order], dtype=np.int64)
 
     @property
     def num_train(self) -> int:
@@ -128,6 +131,9 @@ class LabelWordTask(Task):
 
     def train_labels(self) -> np.ndarray | None:
         return self._train_labels
+
+    def lengths(self, indices: Sequence[int]) -> np.ndarray | None:
+        return np.array([len(self._train[i]) for i in indices], dtype=np.int64)
 
     def batch(self, indices: Sequence[int], device: torch.device) -> Batch:
         return self._collate(
