@@ -2,6 +2,10 @@
 MeZO-style loop, at the papers' setting (K = 1, P = 5, forward difference, batch 16, 8 clients).
 
     python scripts/bench.py [--models smollm2,opt125m-shape,cnn] [--rounds N] [--quick] [--out DIR]
+                            [OVERRIDES...]
+
+OVERRIDES are Hydra overrides applied to every configuration after the benchmark's own (so they
+win), e.g. model.forward_dtype=bfloat16.
 
 Round times are medians over timed rounds after warm-up of the real `Simulation.run_round`.
 Peak memory is measured per configuration in a fresh subprocess (RSS high-water mark on CPU,
@@ -92,6 +96,7 @@ class Bench:
     sampled: tuple[int, ...]
     clients: tuple[int, int] = (8, 64)
     quick: bool = False
+    overrides: tuple[str, ...] = ()
 
 
 @dataclass
@@ -250,7 +255,7 @@ def time_model(
 ) -> list[Timing]:
     """Every configuration of `timing_plan` on one model and task, built once and shared."""
     base = model_overrides(name, bench.quick)
-    cfg = compose_config([*base, *SETTING, "federation.num_clients=8"])
+    cfg = compose_config([*base, *SETTING, "federation.num_clients=8", *bench.overrides])
     torch.set_num_threads(cfg.threads or DEFAULT_THREADS)
     model, task = build(name, cfg, device, bench.quick)
     timings = []
@@ -264,6 +269,7 @@ def time_model(
                 f"federation.clients_per_round={sampled}",
                 f"algo.direction_cache={cache}",
                 f"federation.length_buckets={buckets}",
+                *bench.overrides,
             ]
         )
         sim = Simulation(cfg, model, task, device)
@@ -276,7 +282,9 @@ def time_model(
     return timings
 
 
-def probe_memory(name: str, algo: str, num_clients: int, quick: bool) -> dict[str, Any]:
+def probe_memory(
+    name: str, algo: str, num_clients: int, quick: bool, extra: Sequence[str] = ()
+) -> dict[str, Any]:
     """Peak memory of one round (8 or 64 clients, 2 sampled, cache off) in this process."""
     device = pick_device()
     cfg = compose_config(
@@ -287,6 +295,7 @@ def probe_memory(name: str, algo: str, num_clients: int, quick: bool) -> dict[st
             f"federation.num_clients={num_clients}",
             "federation.clients_per_round=2",
             "algo.direction_cache=off",
+            *extra,
         ]
     )
     torch.set_num_threads(cfg.threads or DEFAULT_THREADS)
@@ -305,10 +314,10 @@ def probe_memory(name: str, algo: str, num_clients: int, quick: bool) -> dict[st
     }
 
 
-def memory_in_subprocess(name: str, algo: str, num_clients: int, quick: bool) -> dict[str, Any]:
+def memory_in_subprocess(name: str, algo: str, num_clients: int, bench: Bench) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--probe", name, algo, str(num_clients)]
     done = subprocess.run(
-        [*cmd, *(["--quick"] if quick else [])],
+        [*cmd, *(["--quick"] if bench.quick else []), *bench.overrides],
         capture_output=True,
         text=True,
         check=True,
@@ -321,7 +330,7 @@ def memory_model(name: str, bench: Bench, jobs: int) -> list[dict[str, Any]]:
     """The peak memory of DeComFL and HiSo with each client count, one fresh process each."""
     plan = [(a, n) for a in ("decomfl", "hiso") for n in bench.clients]
     with ThreadPoolExecutor(jobs) as pool:
-        return list(pool.map(lambda an: memory_in_subprocess(name, *an, bench.quick), plan))
+        return list(pool.map(lambda an: memory_in_subprocess(name, *an, bench), plan))
 
 
 def pick_device() -> torch.device:
@@ -482,6 +491,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--probe", nargs=3, metavar=("MODEL", "ALGO", "CLIENTS"), help=argparse.SUPPRESS
     )
+    parser.add_argument(
+        "overrides", nargs="*", help="Hydra overrides for every configuration (key=value)"
+    )
     return parser.parse_args(argv)
 
 
@@ -495,9 +507,14 @@ def bench_for(name: str, args: argparse.Namespace) -> Bench:
             1 if args.quick else 5,
             (2, 4) if args.quick else (2, 4, 8),
             quick=args.quick,
+            overrides=tuple(args.overrides),
         )
     return Bench(
-        rounds, args.warmup, tuple(int(s) for s in args.sampled.split(",")), quick=args.quick
+        rounds,
+        args.warmup,
+        tuple(int(s) for s in args.sampled.split(",")),
+        quick=args.quick,
+        overrides=tuple(args.overrides),
     )
 
 
@@ -505,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     if args.probe:
         name, algo, clients = args.probe
-        print(json.dumps(probe_memory(name, algo, int(clients), args.quick)))
+        print(json.dumps(probe_memory(name, algo, int(clients), args.quick, args.overrides)))
         return {}
     device = pick_device()
     names = args.models.split(",")

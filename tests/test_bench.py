@@ -96,7 +96,10 @@ def test_memory_rows_and_markdown(bench: ModuleType) -> None:
 def test_main_writes_markdown_and_json_for_every_configuration(
     bench: ModuleType, tmp_path: Path
 ) -> None:
-    result = bench.main(["--quick", "--models", "cnn", "--no-memory", "--out", str(tmp_path)])
+    argv = ["--quick", "--models", "cnn", "--no-memory", "--out", str(tmp_path), "algo.mu=0.002"]
+    assert bench.bench_for("cnn", bench.parse_args(argv)).overrides == ("algo.mu=0.002",)
+    result = bench.main(argv)
+    assert result["command"].endswith("algo.mu=0.002")
     configs = [(r["algo"], r["sampled"], r["cache"], r["buckets"]) for r in result["timing"]]
     assert configs[:5] == [
         ("decomfl", 2, "on", "auto"),
