@@ -1,4 +1,5 @@
-"""Smoke test of scripts/bench.py's pieces on the digits CNN and a tiny random OPT."""
+"""Smoke tests of scripts/bench.py's pieces on the digits CNN and a tiny random OPT, and of
+scripts/precision.py on a tiny random LLaMA."""
 
 from __future__ import annotations
 
@@ -15,19 +16,24 @@ from hiso.config import compose_config
 from hiso.tasks.templates import TEMPLATES
 from hiso.tasks.text import LabelWordTask
 
+import lm_fixtures
 from configs import CPU, digits_simulation
 from lm_fixtures import OPT_SPECIAL, make_tokenizer
 
 
-@pytest.fixture(scope="module")
-def bench() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
-    spec = importlib.util.spec_from_file_location("bench", path)
+def load_script(name: str) -> ModuleType:
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["bench"] = module  # dataclasses resolve their module by name
+    sys.modules[name] = module  # dataclasses resolve their module by name
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    return load_script("bench")
 
 
 def test_next_batches_predicts_the_round_without_consuming_it(bench: ModuleType) -> None:
@@ -111,3 +117,20 @@ def test_main_writes_markdown_and_json_for_every_configuration(
     assert configs[5:] == [("decomfl", 4, "on", "auto"), ("hiso", 4, "on", "auto")]
     assert (tmp_path / "bench.json").is_file()
     assert (tmp_path / "bench.md").read_text().count("| cnn |") == len(configs)
+
+
+def test_precision_compares_float32_and_bfloat16_scalars(tmp_path: Path) -> None:
+    precision = load_script("precision")
+    model, tokenizer = lm_fixtures.tiny_llama()
+    checkpoint = lm_fixtures.save_checkpoint(model, tokenizer, tmp_path / "tiny")
+    overrides = [
+        f"model.path={checkpoint}",
+        "model.name=tiny",
+        "dataset.max_train=64",
+        "dataset.max_test=8",
+        "algo.mu=0.05",
+    ]
+    result = precision.main(["--directions", "6", *overrides])
+    assert set(result["seconds"]) == {"float32", "bfloat16"}
+    assert 0.0 < result["relative_error"] < 1.0  # bfloat16 rounds, but the scalars still track
+    assert result["correlation"] > 0.5 and 0.0 <= result["sign_agreement"] <= 1.0
