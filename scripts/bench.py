@@ -42,9 +42,10 @@ import torch
 from torch import nn
 from transformers import OPTConfig, OPTForCausalLM
 
+from hiso.cli import resolve_device
 from hiso.config import compose_config
 from hiso.federation.server import sample_clients
-from hiso.federation.simulator import Simulation, peak_memory_bytes
+from hiso.federation.simulator import Simulation, forward_autocast, peak_memory_bytes
 from hiso.models import build_model
 from hiso.models.hf import load_tokenizer
 from hiso.seeding import derive_seed
@@ -148,15 +149,6 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def forward_context(cfg: Any, device: torch.device) -> contextlib.AbstractContextManager:
-    """no_grad with the config's forward precision, as the simulator runs its forwards."""
-    stack = contextlib.ExitStack()
-    stack.enter_context(torch.no_grad())
-    if cfg.model.forward_dtype == "bfloat16":
-        stack.enter_context(torch.autocast(device.type, dtype=torch.bfloat16))
-    return stack
-
-
 @contextlib.contextmanager
 def timed(out: list[float], device: torch.device) -> Iterator[None]:
     synchronize(device)
@@ -205,7 +197,7 @@ def naive_round(
             p.data = p.data + scale * z
 
     def loss(batch: dict[str, torch.Tensor]) -> float:
-        with forward_context(cfg, device):
+        with torch.no_grad(), forward_autocast(cfg, device):
             return float(task.loss(model, batch).mean())
 
     scalars = np.zeros((len(batches), num_dirs))
@@ -286,7 +278,7 @@ def probe_memory(
     name: str, algo: str, num_clients: int, quick: bool, extra: Sequence[str] = ()
 ) -> dict[str, Any]:
     """Peak memory of one round (8 or 64 clients, 2 sampled, cache off) in this process."""
-    device = pick_device()
+    device = resolve_device("auto")
     cfg = compose_config(
         [
             *model_overrides(name, quick),
@@ -331,10 +323,6 @@ def memory_model(name: str, bench: Bench, jobs: int) -> list[dict[str, Any]]:
     plan = [(a, n) for a in ("decomfl", "hiso") for n in bench.clients]
     with ThreadPoolExecutor(jobs) as pool:
         return list(pool.map(lambda an: memory_in_subprocess(name, *an, bench), plan))
-
-
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def machine(device: torch.device) -> dict[str, Any]:
@@ -524,7 +512,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         name, algo, clients = args.probe
         print(json.dumps(probe_memory(name, algo, int(clients), args.quick, args.overrides)))
         return {}
-    device = pick_device()
+    device = resolve_device("auto")
     names = args.models.split(",")
     unknown = set(names) - {"smollm2", "opt125m-shape", "cnn"}
     if unknown:

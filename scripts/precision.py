@@ -24,6 +24,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 import numpy as np
 import torch
 
+from hiso.cli import resolve_device
 from hiso.config import compose_config
 from hiso.federation.server import sample_clients
 from hiso.federation.simulator import Simulation
@@ -38,7 +39,7 @@ def compare(overrides: Sequence[str], directions: int) -> dict[str, Any]:
     """Scalars g (clients x directions) at the starting model in float32 and bfloat16 forwards."""
     base = [*SETTING, f"algo.num_perturbations={directions}", *overrides]
     cfg = compose_config(base)
-    device = torch.device("cpu" if cfg.device == "auto" else cfg.device)
+    device = resolve_device(cfg.device)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     model, tokenizer = build_model(cfg.model, device, cfg.seed)

@@ -111,6 +111,13 @@ def zo_settings(
     )
 
 
+def forward_autocast(cfg: RunConfig, device: torch.device) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast around forwards when model.forward_dtype asks for it."""
+    if cfg.model.forward_dtype == "bfloat16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def bucket_policy(setting: str, device: torch.device) -> tuple[int, int]:
     """federation.length_buckets on `device`: (most forwards per evaluated batch, price of one
     forward in tokens). auto groups by length on CPU, where a forward costs about what its padded
@@ -170,10 +177,7 @@ class Simulation:
 
     # forwards -----------------------------------------------------------------------------
     def autocast(self) -> contextlib.AbstractContextManager:
-        """bfloat16 autocast around forwards when model.forward_dtype asks for it."""
-        if self.cfg.model.forward_dtype == "bfloat16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return forward_autocast(self.cfg, self.device)
 
     def forwards(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, Batch]]:
         """The forwards that evaluate the examples at `indices`: (positions in `indices`, batch)

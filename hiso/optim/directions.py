@@ -31,18 +31,14 @@ def balanced_shares(sizes: Sequence[int], count: int) -> list[list[int]]:
 
 class DirectionStream:
     """Fills reusable buffers with direction slices on the parameters' device; one stream per
-    thread, each with its own generator and a buffer for the slices of `indices` (default all)."""
+    thread, each with its own generator and a buffer for the slices of the parameters `indices`."""
 
     def __init__(
-        self,
-        shapes: Sequence[torch.Size],
-        device: torch.device,
-        indices: Sequence[int] | None = None,
+        self, shapes: Sequence[torch.Size], device: torch.device, indices: Sequence[int]
     ) -> None:
         self.shapes = list(shapes)
         self.generator = torch.Generator(device=device)
-        mine = range(len(self.shapes)) if indices is None else indices
-        largest = max((self.shapes[i].numel() for i in mine), default=0)
+        largest = max((self.shapes[i].numel() for i in indices), default=0)
         self._buffer = torch.empty(largest, dtype=torch.float32, device=device)
 
     def gaussian(

@@ -133,16 +133,15 @@ class ZeroOrderOptimizer:
 
     def _each_parameter(self, work: Callable[[Share, int], None]) -> None:
         """work(share, i) for every parameter i, each share's parameters on its own thread."""
-        if len(self.shares) == 1:
-            for i in self.shares[0].indices:
-                work(self.shares[0], i)
-            return
 
         def run(share: Share) -> None:
             for i in share.indices:
                 work(share, i)
 
-        list(_pool(len(self.shares)).map(run, self.shares))  # list(): re-raise a failure
+        if len(self.shares) == 1:
+            run(self.shares[0])
+        else:
+            list(_pool(len(self.shares)).map(run, self.shares))  # list(): re-raise a failure
 
     def _inv_sqrt_curvature(self, state: ZOState, share: Share, index: int) -> torch.Tensor | None:
         if state.curvature is None:
