@@ -1,148 +1,210 @@
-"""Reproduce the paper-style comparisons through the real Hydra config.
+"""Reproduce a paper's table, or one of this project's studies, on Hydra's multirun.
 
-    python scripts/reproduce.py digits [--seeds 0 1 2] [--jobs 2] [--out DIR] [--results DIR]
-    python scripts/reproduce.py movie [--seeds 0] [--jobs 2] [OVERRIDES...]
+    python scripts/reproduce.py TABLE [--stage all|search|final|report] [--cells CELL ...]
+        [--seeds S ...] [--rounds N] [--search-rounds N] [--launcher NAME] [--jobs N]
+        [--out DIR] [--results DIR] [OVERRIDES ...]
 
-`digits` runs DeComFL, HiSo and FedAvg on the 8x8 digits CNN (config `+experiment=digits`, tuned
-defaults from hiso/conf/tuning/*_digits.yaml); `movie` runs DeComFL and HiSo on SmolLM2-135M and
-the movie-review sentences (`+experiment=movie`). Every (algorithm, seed) run goes under
-OUT/<algo>-s<seed>; the script then writes RESULTS/<name>.md, .json and .png and prints the table.
+Tables (hiso/reproduce/tables.py): hiso-paper, decomfl-paper, decomfl-lora, digits, movie-study,
+smoke. `search` runs every learning rate of every method with the first seed (the table's search
+rounds); `final` runs, for each method, the rate with the highest best validation accuracy in the
+search with every seed at the table's rounds; `all` (default) both; then, and with `report` alone,
+the results go to RESULTS/TABLE.md, .csv, .json and .png.
+
+Each stage is one `hiso-run -m` with runs under OUT/<cell>/<method>-lr<lr>-s<seed> (default OUT:
+outputs/reproduce/TABLE), through any Hydra launcher (`--launcher basic|joblib|submitit_local|
+submitit_slurm`, `--jobs N` runs at once where the launcher has such a bound). Rerunning skips
+finished runs and continues the others (`resume=auto`); a search run that the final stage needs
+for more rounds continues in place. OVERRIDES go to every run (e.g.
+`hydra.launcher.timeout_min=600`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
+import dataclasses
 import sys
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
 
-from hiso.cli import run
-from hiso.config import compose_config
-from hiso.tracking import plot_runs, read_jsonl
+from hiso.reproduce.aggregate import RunRecord, method_row, table_rows
+from hiso.reproduce.report import markdown, run_entry, write
+from hiso.reproduce.sweep import (
+    LAUNCHERS,
+    Run,
+    final_runs,
+    is_finished,
+    launch,
+    read_commands,
+    read_history,
+    read_summary,
+    search_runs,
+)
+from hiso.reproduce.tables import TABLES, Cell, Table
 
-COMPARISONS = {
-    "digits": (("decomfl", "hiso", "fedavg"), ("+experiment=digits", "logger=none")),
-    "movie": (("decomfl", "hiso"), ("+experiment=movie", "logger=none")),
-}
-TITLES = {
-    "digits": "digits CNN: DeComFL vs HiSo vs FedAvg",
-    "movie": "SmolLM2-135M on movie reviews: DeComFL vs HiSo",
-}
-
-
-def run_one(overrides: Sequence[str], run_dir: Path) -> dict[str, Any]:
-    """Run one configuration to completion under run_dir and return its summary."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run(compose_config(overrides), run_dir)
+STAGES = ("all", "search", "final", "report")
 
 
-def run_grid(
-    algos: Sequence[str],
-    base: Sequence[str],
-    seeds: Sequence[int],
-    jobs: int,
-    out: Path,
-    extra: Sequence[str],
-) -> dict[tuple[str, int], dict[str, Any]]:
-    """Every (algorithm, seed) run of a comparison, up to `jobs` processes at a time."""
-    keys = [(algo, seed) for algo in algos for seed in seeds]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {
-            (algo, seed): pool.submit(
-                run_one,
-                [*base, f"algo={algo}", f"seed={seed}", *extra],
-                out / f"{algo}-s{seed}",
-            )
-            for algo, seed in keys
-        }
-        return {key: futures[key].result() for key in keys}
+def collect(table: Table, cells: tuple[Cell, ...], out: Path) -> list[tuple[Run, RunRecord]]:
+    """Every run of the table found under `out` (any rate, any seed)."""
+    found = []
+    for cell in cells:
+        for method in table.cell_methods(cell):
+            for lr in method.lrs:
+                for seed in table.seeds:
+                    run = Run(cell, method, lr, seed)
+                    history = read_history(out / run.name)
+                    if not history:
+                        continue
+                    summary = read_summary(out / run.name)
+                    record = RunRecord(
+                        cell.name,
+                        method.name,
+                        method.algo,
+                        lr,
+                        seed,
+                        history,
+                        summary,
+                        is_finished(summary, table.rounds),
+                    )
+                    found.append((run, record))
+    return found
 
 
-def aggregate(
-    summaries: dict[tuple[str, int], dict[str, Any]], algos: Sequence[str], seeds: Sequence[int]
-) -> dict[str, dict[str, Any]]:
-    """Per algorithm: mean and per-seed final accuracy, rounds to target, bytes, seconds/round."""
-    table: dict[str, dict[str, Any]] = {}
-    for algo in algos:
-        runs = [summaries[(algo, seed)] for seed in seeds]
-        accuracies = [r["final_accuracy"] for r in runs]
-        reached = [r["rounds_to_target"] for r in runs]
-        table[algo] = {
-            "rounds": runs[0]["rounds"],
-            "initial_accuracy": statistics.fmean(r["initial_accuracy"] for r in runs),
-            "target_accuracy": runs[0]["target_accuracy"],
-            "mean_final_accuracy": statistics.fmean(accuracies),
-            "final_accuracy": dict(zip(map(str, seeds), accuracies, strict=True)),
-            "rounds_to_target": dict(zip(map(str, seeds), reached, strict=True)),
-            "total_bytes": statistics.fmean(r["total_bytes"] for r in runs),
-            "seconds_per_round": statistics.fmean(r["seconds_per_round"] for r in runs),
-        }
-    return table
-
-
-def markdown(table: dict[str, dict[str, Any]]) -> str:
-    first = next(iter(table.values()))
-    target = f"{first['target_accuracy']:.0%}" if first["target_accuracy"] else "target"
-    lines = [
-        f"| algorithm | acc. at round 0 | final acc. after {first['rounds']} rounds, mean "
-        f"| per seed | rounds to {target} per seed | total bytes | s/round |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for algo, row in table.items():
-        per_seed = ", ".join(f"{a:.2%}" for a in row["final_accuracy"].values())
-        reached = ", ".join(str(r) for r in row["rounds_to_target"].values())
-        lines.append(
-            f"| {algo} | {row['initial_accuracy']:.2%} | {row['mean_final_accuracy']:.2%} "
-            f"| {per_seed} | {reached} "
-            f"| {row['total_bytes']:,.0f} | {row['seconds_per_round']:.4f} |"
+def chosen_rates(
+    table: Table, cells: tuple[Cell, ...], records: list[RunRecord], search_upto: int
+) -> dict[str, float]:
+    """The learning rate chosen on validation for each "<cell>/<method>"; exits naming the
+    methods whose search is not complete."""
+    chosen, missing = {}, []
+    for cell in cells:
+        for method in table.cell_methods(cell):
+            runs = [r for r in records if r.cell == cell.name and r.method == method.name]
+            lr = method_row(method, runs, table.seeds, search_upto, None)["chosen_lr"]
+            key = f"{cell.name}/{method.name}"
+            if lr is None:
+                missing.append(key.lstrip("/"))
+            else:
+                chosen[key] = lr
+    if missing:
+        raise SystemExit(
+            "reproduce: no learning rate chosen yet for "
+            + ", ".join(missing)
+            + ": their search runs are not finished (run --stage search first)"
         )
-    return "\n".join(lines) + "\n"
+    return chosen
 
 
-def compare(args: argparse.Namespace) -> None:
-    name: str = args.command
-    algos, base = COMPARISONS[name]
-    out: Path = args.out or Path("outputs/reproduce") / name
-    summaries = run_grid(algos, base, args.seeds, args.jobs, out, args.overrides)
-    table = aggregate(summaries, algos, args.seeds)
-    results: Path = args.results
-    results.mkdir(parents=True, exist_ok=True)
-    command = " ".join(["python scripts/reproduce.py", name, *args.argv])
-    text = f"`{command}`\n\n" + markdown(table)
-    (results / f"{name}.md").write_text(text, encoding="utf-8")
-    (results / f"{name}.json").write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
-    seed = args.seeds[0]
-    curves = {
-        f"{algo} (seed {seed})": read_jsonl(out / f"{algo}-s{seed}" / "metrics.jsonl")
-        for algo in algos
+def report(
+    table: Table, cells: tuple[Cell, ...], out: Path, results: Path, search_upto: int
+) -> str:
+    found = collect(table, cells, out)
+    records = [record for _, record in found]
+    rows = table_rows(table, cells, records, search_upto)
+    document = {
+        "table": table.name,
+        "title": table.title,
+        "source": table.source,
+        "experiment": table.experiment,
+        "seeds": list(table.seeds),
+        "rounds": table.rounds,
+        "search_rounds": search_upto,
+        "reference": table.reference,
+        "commands": read_commands(out),
+        "rows": rows,
+        "runs": [run_entry(record, run.overrides(table, table.rounds)) for run, record in found],
     }
-    plot_runs(curves, results / f"{name}.png", TITLES[name])
-    print(text, end="")
+    curves: dict[str, dict[str, list[list[dict]]]] = {}
+    for row in rows:
+        final = [
+            r.history
+            for r in records
+            if r.cell == row["cell"]
+            and r.method == row["method"]
+            and r.lr == row["chosen_lr"]
+            and r.seed in row["seeds"]
+        ]
+        if final:
+            curves.setdefault(row["cell"], {})[row["label"]] = final
+    text = markdown(table, rows, records, document["commands"], search_upto, table.rounds)
+    for path in write(results, table, document, text, curves):
+        print(f"[reproduce] wrote {path}")
+    return text
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Reproduce a table on Hydra's multirun.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
+    parser.add_argument("table", choices=sorted(TABLES))
+    parser.add_argument("--stage", choices=STAGES, default="all")
+    parser.add_argument("--cells", nargs="+", help="only these cells (e.g. opt-1.3b-sst2)")
+    parser.add_argument("--seeds", nargs="+", type=int, help="default: the table's")
+    parser.add_argument("--rounds", type=int, help="final rounds (default: the table's)")
+    parser.add_argument("--search-rounds", type=int, help="default: the table's")
+    parser.add_argument(
+        "--launcher",
+        choices=sorted(LAUNCHERS),
+        help="Hydra launcher (default: basic, or joblib with --jobs > 1)",
+    )
+    parser.add_argument("--jobs", type=int, help="runs at once (joblib, submitit_slurm)")
+    parser.add_argument("--out", type=Path, help="default outputs/reproduce/TABLE")
+    parser.add_argument("--results", type=Path, default=Path("docs/results"))
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
+    args = parser.parse_intermixed_args(argv)
+    args.launcher = args.launcher or ("joblib" if (args.jobs or 1) > 1 else "basic")
+    if args.jobs is not None and (args.jobs < 1 or LAUNCHERS[args.launcher] is None):
+        parser.error(
+            f"--jobs {args.jobs}: the {args.launcher} launcher takes no bound on parallel jobs"
+            if args.jobs >= 1
+            else f"--jobs {args.jobs}: must be >= 1"
+        )
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Reproduce the papers' comparisons.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, (algos, _) in COMPARISONS.items():
-        p = sub.add_parser(name, help=f"{', '.join(algos)}: {TITLES[name]}")
-        p.add_argument(
-            "--seeds", nargs="+", type=int, default=[0, 1, 2] if name == "digits" else [0]
-        )
-        p.add_argument("--jobs", type=int, default=2, help="runs in parallel (processes)")
-        p.add_argument("--out", type=Path, default=None, help="default outputs/reproduce/NAME")
-        p.add_argument("--results", type=Path, default=Path("results"))
-        p.add_argument(
-            "overrides",
-            nargs="*",
-            help="extra Hydra overrides for every run, e.g. federation.rounds=300",
-        )
-    args = parser.parse_args(argv)
-    args.argv = (argv if argv is not None else sys.argv[1:])[1:]
-    compare(args)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse(argv)
+    table = TABLES[args.table]
+    table = dataclasses.replace(
+        table,
+        seeds=tuple(args.seeds or table.seeds),
+        rounds=args.rounds or table.rounds,
+        search_rounds=args.search_rounds or table.search_rounds,
+    )
+    cells = table.cells
+    if args.cells:
+        known = {cell.name: cell for cell in table.cells}
+        unknown = [name for name in args.cells if name not in known]
+        if unknown:
+            raise SystemExit(
+                f"reproduce: --cells {' '.join(unknown)}: not cells of {table.name} "
+                f"(cells: {', '.join(known)})"
+            )
+        cells = tuple(known[name] for name in args.cells)
+    out: Path = args.out or Path("outputs/reproduce") / table.name
+    out.mkdir(parents=True, exist_ok=True)
+    search_upto = table.search_rounds or table.rounds
+    launched = {"launcher": args.launcher, "jobs": args.jobs, "extra": args.overrides}
+    invocation = ["python", "scripts/reproduce.py", *argv]
+    if args.stage in ("all", "search"):
+        if any(len(m.lrs) > 1 for m in table.methods):
+            runs = search_runs(table, cells)
+            code = launch(
+                "search", table, runs, search_upto, out, invocation=invocation, **launched
+            )
+            if code:
+                raise SystemExit(f"reproduce: the search sweep exited with {code}; rerun to go on")
+        else:
+            print("[reproduce] search: every method has one learning rate")
+    if args.stage in ("all", "final"):
+        records = [record for _, record in collect(table, cells, out)]
+        chosen = chosen_rates(table, cells, records, search_upto)
+        runs = final_runs(table, cells, chosen)
+        code = launch("final", table, runs, table.rounds, out, invocation=invocation, **launched)
+        if code:
+            raise SystemExit(f"reproduce: the final sweep exited with {code}; rerun to go on")
+    print(report(table, cells, out, args.results, search_upto))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""Learning curves: train loss and test accuracy against round and against cumulative bytes."""
+"""Learning curves: train loss and test accuracy against round and against cumulative bytes, and
+validation accuracy over seeds (mean and band) for the reproduce tables."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from matplotlib.axes import Axes
@@ -9,6 +11,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter, PercentFormatter
 
+from hiso.tracking.curves import mean_curve
 from hiso.tracking.records import human_bytes
 
 # (x key, y key) of the 2x2 panels, row by row
@@ -76,3 +79,66 @@ def plot_run(history: list[dict], out_png: Path, title: str) -> None:
 def plot_runs(runs: dict[str, list[dict]], out_png: Path, title: str) -> None:
     """Write the 2x2 curves of several runs on shared axes, one legend entry per dict key."""
     _draw(runs, out_png, title, legend=True)
+
+
+def _band_axes(ax: Axes, x: str, linthresh: float) -> None:
+    ax.set_ylabel("validation accuracy")
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    ax.grid(alpha=0.3)
+    if x == "round":
+        ax.set_xlabel("round")
+        return
+    # symlog: linear up to the first round's bytes, so round 0 (no bytes yet) sits at x = 0
+    ax.set_xscale("symlog", linthresh=linthresh, linscale=0.5)
+    ax.set_xlabel("cumulative bytes on the wire (all clients)")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: human_bytes(value)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def plot_bands(
+    cells: dict[str, dict[str, Sequence[list[dict]]]], out_png: Path, title: str
+) -> Figure:
+    """Validation accuracy against rounds and against measured cumulative bytes, one row of two
+    panels per cell (name -> method label -> the method's runs): the mean over runs as a line,
+    their min-max as a band, one colour per method across cells. Returns the figure."""
+    labels = list(dict.fromkeys(label for methods in cells.values() for label in methods))
+    colours = {label: f"C{i % 10}" for i, label in enumerate(labels)}
+    fig = Figure(figsize=(11, 3.6 * max(len(cells), 1)), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(max(len(cells), 1), 2, squeeze=False)
+    curves = {
+        (cell, label): mean_curve(runs)
+        for cell, methods in cells.items()
+        for label, runs in methods.items()
+    }
+    positive = [
+        p.bytes["measured"] for curve in curves.values() for p in curve if p.bytes.get("measured")
+    ]
+    linthresh = min(positive, default=1.0)
+    for row, (cell, methods) in zip(axes, cells.items(), strict=False):
+        for label in methods:
+            curve = curves[(cell, label)]
+            for ax, x in zip(row, ("round", "bytes"), strict=True):
+                points = (
+                    curve if x == "round" else [p for p in curve if p.bytes["measured"] is not None]
+                )
+                xs = [p.round if x == "round" else p.bytes["measured"] for p in points]
+                ax.plot(xs, [p.mean for p in points], color=colours[label], label=label)
+                ax.fill_between(
+                    xs,
+                    [p.low for p in points],
+                    [p.high for p in points],
+                    color=colours[label],
+                    alpha=0.2,
+                    linewidth=0,
+                )
+        for ax, x in zip(row, ("round", "bytes"), strict=True):
+            _band_axes(ax, x, linthresh)
+            if cell:
+                ax.set_title(cell, fontsize="medium")
+        row[0].legend(fontsize="small")
+    fig.suptitle(title)
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+    return fig

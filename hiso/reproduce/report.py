@@ -1,0 +1,211 @@
+"""A table's results as files: TABLE.md (the paper's layout, the search, the commands), TABLE.csv
+(one line per cell and method), TABLE.json (every run with its validation curve) and TABLE.png."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+from hiso.reproduce.aggregate import VAL, RunRecord
+from hiso.reproduce.tables import Table
+from hiso.tracking.curves import BYTES
+from hiso.tracking.plots import plot_bands
+
+# per-round keys kept in each run's curve in TABLE.json
+CURVE_KEYS = (VAL, "test_accuracy", *BYTES.values())
+SUMMARY_KEYS = (
+    "status",
+    "initial_val_accuracy",
+    "initial_test_accuracy",
+    "final_val_accuracy",
+    "final_test_accuracy",
+    "best_val_accuracy",
+    "best_round",
+    "test_accuracy_at_best",
+    "total_bytes",
+    "paper_bytes_hiso",
+    "paper_bytes_decomfl",
+    "seconds_per_round",
+    "total_seconds",
+)
+
+
+def _percent(stats: dict[str, Any]) -> str:
+    if stats["mean"] is None:
+        return "-"
+    text = f"{100 * stats['mean']:.2f}"
+    return text if stats["std"] is None else f"{text} ± {100 * stats['std']:.2f}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"{seconds / 60:.1f} min"
+
+
+def _count(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _rounds(row: dict[str, Any]) -> str:
+    own = row["rounds_to_reference_best"]
+    per_seed = row["rounds_to_reference_best_per_seed"].values()
+    seeds = ", ".join("not reached" if r is None else str(r) for r in per_seed)
+    head = "not reached" if own is None else str(own)
+    return f"{head} ({seeds})" if seeds else head
+
+
+def _lrs(row: dict[str, Any]) -> str:
+    tried = ", ".join(
+        f"{lr}: -"
+        if t["best_val_accuracy"] is None
+        else f"{lr}: {100 * t['best_val_accuracy']:.1f}"
+        for lr, t in row["lrs_tried"].items()
+    )
+    chosen = "-" if row["chosen_lr"] is None else f"**{row['chosen_lr']!r}**"
+    return f"{chosen} ({tried})" if len(row["lrs_tried"]) > 1 else chosen
+
+
+def _paper(value: float | int | None) -> str:
+    return "-" if value is None else f"{value}"
+
+
+def results_table(table: Table, rows: list[dict[str, Any]]) -> str:
+    ref = (
+        table.method(table.reference).title
+        if table.reference in {m.name for m in table.methods}
+        else table.reference
+    )
+    head = (
+        "| method | lr chosen (tried: best val. %) | seeds | final test acc. % | paper | "
+        "test acc. at best val. round % | best val. acc. % | "
+        f"rounds to {ref}'s best val. (per seed) | speed-up vs {ref} | paper rounds | "
+        "bytes to that round: measured / HiSo conv. / DeComFL conv. | s/round | wall per run |"
+    )
+    lines = [head, "|" + "---|" * 13]
+    for row in rows:
+        b = row["bytes_to_reference_best"]
+        speedup = "-" if row["speedup"] is None else f"{row['speedup']:.2f}x"
+        lines.append(
+            f"| {row['label']} | {_lrs(row)} | {len(row['seeds'])}/{row['runs_expected']} "
+            f"| {_percent(row['final_test_accuracy'])} | {_paper(row['paper']['accuracy'])} "
+            f"| {_percent(row['test_accuracy_at_best'])} | {_percent(row['best_val_accuracy'])} "
+            f"| {_rounds(row)} | {speedup} | {_paper(row['paper']['rounds'])} "
+            f"| {_count(b['measured'])} / {_count(b['paper_hiso'])} / {_count(b['paper_decomfl'])} "
+            f"| {_fixed(row['seconds_per_round']['mean'])} "
+            f"| {_duration(row['total_seconds']['mean'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _fixed(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def markdown(
+    table: Table,
+    rows: list[dict[str, Any]],
+    records: list[RunRecord],
+    commands: list[dict[str, Any]],
+    search_rounds: int,
+    rounds: int,
+) -> str:
+    cells = list(dict.fromkeys(row["cell"] for row in rows))
+    total = sum((r.summary or {}).get("total_seconds") or 0.0 for r in records)
+    parts = [
+        f"# {table.title}\n",
+        f"Encodes: {table.source}. {table.note}".rstrip() + "\n",
+        f"Experiment `+experiment={table.experiment}`; seeds {', '.join(map(str, table.seeds))}; "
+        f"{rounds} rounds; learning rates searched with seed {table.seeds[0]} over "
+        f"{search_rounds} rounds and chosen on the highest best validation accuracy (bold). "
+        "Accuracies are means ± standard deviation over the finished seeds at the chosen rate; "
+        "rounds to the reference's best validation accuracy are read off the mean validation "
+        "curves (per seed: against the same seed's reference). Bytes: the wire's measured "
+        "total over all clients, and one client's bytes in the HiSo (8KP per round) and DeComFL "
+        f"(12KP) papers' conventions. Run time of all runs found: {_duration(total)}.\n",
+    ]
+    for cell in cells:
+        cell_rows = [row for row in rows if row["cell"] == cell]
+        if cell:
+            parts.append(f"## {cell}\n")
+        parts.append(results_table(table, cell_rows))
+    if commands:
+        parts.append("## Commands\n")
+        latest = {c["stage"]: c for c in commands}
+        for stage, entry in latest.items():
+            argv = entry.get("reproduce")
+            if argv:
+                parts.append(f"{stage}, started with `{shlex.join(argv)}`:\n")
+            command = [Path(entry["command"][0]).name, *entry["command"][1:]]
+            parts.append(f"```\n{shlex.join(command)}\n```\n")
+        parts.append("One run alone: the `command` of each run in the JSON file.\n")
+    return "\n".join(parts)
+
+
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    stats = ("final_test_accuracy", "final_val_accuracy", "best_val_accuracy")
+    stats += ("test_accuracy_at_best", "seconds_per_round", "total_seconds")
+    header = ["cell", "method", "algorithm", "chosen_lr", "lrs_tried", "seeds"]
+    for key in stats:
+        header += [f"{key}_mean", f"{key}_std"]
+    header += ["rounds_to_reference_best", "speedup"]
+    header += [f"bytes_to_reference_best_{name}" for name in BYTES]
+    header += ["paper_accuracy", "paper_rounds"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        tried = ";".join(f"{lr}:{t['best_val_accuracy']}" for lr, t in row["lrs_tried"].items())
+        line = [row["cell"], row["method"], row["algorithm"], row["chosen_lr"], tried]
+        line.append(" ".join(map(str, row["seeds"])))
+        for key in stats:
+            line += [row[key]["mean"], row[key]["std"]]
+        line += [row["rounds_to_reference_best"], row["speedup"]]
+        line += [row["bytes_to_reference_best"][name] for name in BYTES]
+        line += [row["paper"]["accuracy"], row["paper"]["rounds"]]
+        writer.writerow(["" if v is None else v for v in line])
+    return buffer.getvalue()
+
+
+def run_entry(record: RunRecord, command: list[str]) -> dict[str, Any]:
+    summary = record.summary or {}
+    curve = [
+        {"round": row["round"], **{k: row.get(k) for k in CURVE_KEYS}}
+        for row in record.history
+        if row.get(VAL) is not None or row.get("test_accuracy") is not None
+    ]
+    return {
+        "cell": record.cell,
+        "method": record.method,
+        "algorithm": record.algorithm,
+        "lr": record.lr,
+        "seed": record.seed,
+        "finished": record.finished,
+        "rounds": record.history[-1]["round"] if record.history else 0,
+        "command": shlex.join(["hiso-run", *command]),
+        "figures": {key: summary.get(key) for key in SUMMARY_KEYS},
+        "curve": curve,
+    }
+
+
+def write(
+    results: Path,
+    table: Table,
+    document: dict[str, Any],
+    markdown_text: str,
+    curves: dict[str, dict[str, list[list[dict]]]],
+) -> list[Path]:
+    """Write TABLE.md, .csv, .json and .png under `results`; return the paths."""
+    results.mkdir(parents=True, exist_ok=True)
+    stem = results / table.name
+    paths = [stem.with_suffix(s) for s in (".md", ".csv", ".json", ".png")]
+    paths[0].write_text(markdown_text, encoding="utf-8")
+    paths[1].write_text(csv_text(document["rows"]), encoding="utf-8")
+    paths[2].write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    plot_bands(curves, paths[3], table.title)
+    return paths

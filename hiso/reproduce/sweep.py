@@ -1,0 +1,215 @@
+"""A table's runs on Hydra's multirun: one `hiso-run -m` per stage, any Hydra launcher.
+
+Each run is a small config file of the `table_run` group (written under OUT/.runs) that sets the
+algo, the cell's model and task, the method's and cell's overrides, the learning rate and the seed;
+the multirun sweeps that group, so methods with different grids and overrides share one launch.
+Every run lands in OUT/<run name> (`hydra.sweep.subdir` is the run's name), so a rerun finds it:
+runs already finished with enough rounds are not launched again, and with `resume=auto` an
+interrupted or shorter run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from hiso.config import RunConfig
+from hiso.reproduce.tables import Cell, Method, Table
+from hiso.tracking import read_jsonl
+
+GROUP = "table_run"
+RUNS_DIR = ".runs"
+COMMANDS = "commands.jsonl"
+# the launcher field that bounds how many jobs run at once (None: the launcher has none)
+LAUNCHERS: dict[str, str | None] = {
+    "basic": None,
+    "joblib": "hydra.launcher.n_jobs",
+    "submitit_local": None,
+    "submitit_slurm": "hydra.launcher.array_parallelism",
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    cell: Cell
+    method: Method
+    lr: float
+    seed: int
+
+    @property
+    def name(self) -> str:
+        stem = f"{self.method.name}-lr{self.lr:g}-s{self.seed}"
+        return f"{self.cell.name}/{stem}" if self.cell.name else stem
+
+    def groups(self) -> list[tuple[str, str]]:
+        chosen = [("algo", self.method.algo), ("model", self.cell.model)]
+        chosen.append(("dataset", self.cell.dataset))
+        return [(group, option) for group, option in chosen if option]
+
+    def values(self) -> list[str]:
+        return [
+            *self.method.overrides,
+            *self.cell.overrides,
+            f"optim.lr={self.lr!r}",
+            f"seed={self.seed}",
+        ]
+
+    def config_file(self) -> str:
+        """The run's `table_run` config: its group choices and values over the experiment."""
+        defaults = [{f"override /{group}": option} for group, option in self.groups()]
+        body = OmegaConf.to_yaml(OmegaConf.create({"defaults": defaults}))
+        return (
+            "# @package _global_\n"
+            + body
+            + OmegaConf.to_yaml(OmegaConf.from_dotlist(self.values()))
+        )
+
+    def overrides(self, table: Table, rounds: int) -> list[str]:
+        """The run as plain `hiso-run` overrides: what its config file sets, as arguments."""
+        return [
+            f"+experiment={table.experiment}",
+            *(f"{group}={option}" for group, option in self.groups()),
+            *self.values(),
+            *table.overrides,
+            f"federation.rounds={rounds}",
+        ]
+
+
+def search_runs(table: Table, cells: tuple[Cell, ...]) -> list[Run]:
+    """Every learning rate of every method with the first seed."""
+    seed = table.seeds[0]
+    return [
+        Run(cell, method, lr, seed)
+        for cell in cells
+        for method in table.cell_methods(cell)
+        for lr in method.lrs
+    ]
+
+
+def final_runs(table: Table, cells: tuple[Cell, ...], chosen: dict[str, float]) -> list[Run]:
+    """Every seed at the chosen learning rate (`chosen` keys: "<cell>/<method>")."""
+    return [
+        Run(cell, method, chosen[f"{cell.name}/{method.name}"], seed)
+        for cell in cells
+        for method in table.cell_methods(cell)
+        for seed in table.seeds
+    ]
+
+
+def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / "summary.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def read_history(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    return read_jsonl(path) if path.is_file() else []
+
+
+def rounds_reached(summary: dict[str, Any]) -> int:
+    return int(summary.get("round_reached", summary.get("rounds", 0)))
+
+
+def is_finished(summary: dict[str, Any] | None, rounds: int) -> bool:
+    """A summary of a run that finished (no status: written only at the end) with >= rounds."""
+    if summary is None or summary.get("status", "finished") != "finished":
+        return False
+    return rounds_reached(summary) >= rounds
+
+
+def resume_supported() -> bool:
+    return "resume" in RunConfig.__dataclass_fields__
+
+
+def hiso_run_executable() -> str:
+    beside = Path(sys.executable).with_name("hiso-run")
+    found = str(beside) if beside.is_file() else shutil.which("hiso-run")
+    if found is None:
+        raise SystemExit("reproduce: the hiso-run console script is not installed")
+    return found
+
+
+def multirun_command(
+    table: Table,
+    runs: list[Run],
+    rounds: int,
+    out: Path,
+    launcher: str,
+    jobs: int | None,
+    extra: list[str],
+) -> list[str]:
+    out = out.resolve()
+    command = [
+        hiso_run_executable(),
+        "-m",
+        "--config-dir",
+        str(out / RUNS_DIR),
+        f"+experiment={table.experiment}",
+        *table.overrides,
+        f"federation.rounds={rounds}",
+        *extra,
+        f"hydra.sweep.dir={out}",
+        f"hydra.sweep.subdir=${{hydra.runtime.choices.{GROUP}}}",
+        f"hydra/launcher={launcher}",
+    ]
+    if resume_supported():
+        command.append("resume=auto")
+    if jobs is not None and LAUNCHERS[launcher] is not None:
+        command.append(f"{LAUNCHERS[launcher]}={jobs}")
+    command.append(f"+{GROUP}=" + ",".join(run.name for run in runs))
+    return command
+
+
+def launch(
+    stage: str,
+    table: Table,
+    runs: list[Run],
+    rounds: int,
+    out: Path,
+    launcher: str,
+    jobs: int | None,
+    extra: list[str],
+    invocation: list[str],
+) -> int:
+    """Launch the runs of a stage that are not finished with `rounds`; return the exit code.
+    The command is appended to OUT/commands.jsonl with `invocation` (the reproduce command)."""
+    pending = []
+    for run in runs:
+        summary = read_summary(out / run.name)
+        if is_finished(summary, rounds):
+            print(f"[reproduce] skip {run.name}: finished ({rounds_reached(summary)} rounds)")
+        elif run not in pending:
+            pending.append(run)
+    if not pending:
+        print(f"[reproduce] {stage}: every run is finished")
+        return 0
+    conf = out / RUNS_DIR
+    shutil.rmtree(conf, ignore_errors=True)
+    for run in pending:
+        path = conf / GROUP / f"{run.name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(run.config_file(), encoding="utf-8")
+    command = multirun_command(table, pending, rounds, out, launcher, jobs, extra)
+    record = {
+        "stage": stage,
+        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "reproduce": invocation,
+        "command": command,
+    }
+    with (out / COMMANDS).open("a", encoding="utf-8") as log:
+        log.write(json.dumps(record) + "\n")
+    print(f"[reproduce] {stage}: {len(pending)} runs: {' '.join(command)}", flush=True)
+    return subprocess.run(command, check=False).returncode
+
+
+def read_commands(out: Path) -> list[dict[str, Any]]:
+    path = out / COMMANDS
+    return read_jsonl(path) if path.is_file() else []

@@ -1,0 +1,244 @@
+"""scripts/reproduce.py: the aggregation on synthetic runs, the band plot, and a real table on
+digits through `hiso-run -m`, interrupted and resumed, and through the joblib launcher."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hiso.config import compose_config
+from hiso.reproduce.aggregate import RunRecord, choose_lr, table_rows
+from hiso.reproduce.tables import TABLES, Cell, Method, Paper, Table
+from hiso.tracking.plots import plot_bands
+
+ROOT = Path(__file__).resolve().parents[1]
+TWO = Table(
+    name="two",
+    title="two methods",
+    source="synthetic",
+    experiment="digits",
+    methods=(Method("decomfl", "decomfl", (1.0, 2.0)), Method("hiso", "hiso", (1.0, 2.0))),
+    seeds=(0, 1),
+    rounds=100,
+    search_rounds=50,
+)
+
+
+def history(val: dict[int, float], test: float = 0.5, per_round: int = 10) -> list[dict]:
+    """Rounds 0..max(val): bytes grow by per_round (HiSo convention 40/round, DeComFL 60), the
+    validation accuracy where given and the test accuracy at the first and last round."""
+    last = max(val)
+    rows = []
+    for rnd in range(last + 1):
+        row: dict = {
+            "round": rnd,
+            "cumulative_bytes": per_round * rnd,
+            "cumulative_paper_bytes_hiso": 40 * rnd,
+            "cumulative_paper_bytes_decomfl": 60 * rnd,
+        }
+        if rnd in val:
+            row["val_accuracy"] = val[rnd]
+        if rnd in (0, last):
+            row["test_accuracy"] = test
+        rows.append(row)
+    return rows
+
+
+def record(method: str, lr: float, seed: int, val: dict[int, float], **summary) -> RunRecord:
+    finished = max(val) >= TWO.rounds
+    h = history(val, summary.get("final_test_accuracy", 0.5), 10 + seed)
+    return RunRecord("", method, method, lr, seed, h, {"status": "finished", **summary}, finished)
+
+
+def test_choose_lr_uses_validation_within_the_search_rounds_never_test() -> None:
+    # lr 1.0: best validation 0.8 by round 50; lr 2.0: better test, and validation only later
+    search = {
+        1.0: history({0: 0.5, 25: 0.8, 50: 0.7, 75: 0.7}, test=0.1),
+        2.0: history({0: 0.5, 25: 0.7, 50: 0.75, 75: 0.95}, test=0.9),
+    }
+    assert choose_lr(search, upto=50) == 1.0
+    assert choose_lr(search, upto=75) == 2.0
+    # a tie goes to the rate that reached it first
+    tie = {1.0: history({0: 0.5, 50: 0.8}), 2.0: history({0: 0.5, 25: 0.8, 50: 0.8})}
+    assert choose_lr(tie, upto=50) == 2.0
+    assert choose_lr({1.0: history({0: 0.5}), 2.0: [{"round": 0}]}, upto=50) is None
+
+
+def test_rows_time_each_method_to_the_reference_best_on_validation() -> None:
+    curve = {0: 0.5, 25: 0.6, 50: 0.7, 75: 0.75, 100: 0.8}
+    fast = {0: 0.5, 25: 0.7, 50: 0.8, 75: 0.85, 100: 0.85}
+    records = [
+        # search (seed 0, 50 rounds): decomfl picks 2.0 on validation although 1.0 tests better
+        record("decomfl", 1.0, 0, {0: 0.5, 25: 0.55, 50: 0.6}, final_test_accuracy=0.99),
+        record("hiso", 2.0, 0, {0: 0.5, 25: 0.5, 50: 0.5}),
+        # final: seeds 0, 1 at the chosen rates, 100 rounds
+        record("decomfl", 2.0, 0, curve, final_test_accuracy=0.7, total_seconds=10.0),
+        record("decomfl", 2.0, 1, {**curve, 100: 0.78}, final_test_accuracy=0.8),
+        record("hiso", 1.0, 0, fast, final_test_accuracy=0.8),
+        record("hiso", 1.0, 1, {**fast, 50: 0.75}, final_test_accuracy=0.9),
+        # an unfinished seed of a rate that was not chosen changes nothing
+        record("hiso", 2.0, 1, {0: 0.5, 25: 0.99}),
+    ]
+    rows = {r["method"]: r for r in table_rows(TWO, TWO.cells, records, search_upto=50)}
+    decomfl, hiso = rows["decomfl"], rows["hiso"]
+    assert decomfl["chosen_lr"] == 2.0 and hiso["chosen_lr"] == 1.0
+    assert decomfl["lrs_tried"]["1.0"] == {"best_val_accuracy": 0.6, "best_round": 50}
+    assert decomfl["final_test_accuracy"]["mean"] == pytest.approx(0.75)
+    assert decomfl["final_test_accuracy"]["std"] == pytest.approx(0.0707107, rel=1e-5)
+    assert decomfl["final_test_accuracy"]["per_seed"] == {0: 0.7, 1: 0.8}
+    assert decomfl["total_seconds"]["mean"] == 10.0 and decomfl["total_seconds"]["std"] is None
+    # DeComFL's mean validation curve peaks at 0.79 (round 100); HiSo's mean passes it at 75
+    assert decomfl["rounds_to_reference_best"] == 100
+    assert hiso["rounds_to_reference_best"] == 75
+    assert hiso["speedup"] == pytest.approx(100 / 75)
+    # per seed: seed 0 against DeComFL's seed-0 best 0.8, seed 1 against 0.78
+    assert hiso["rounds_to_reference_best_per_seed"] == {0: 50, 1: 75}
+    # bytes at round 75: seeds 0 and 1 move 10 and 11 bytes a round
+    assert hiso["bytes_to_reference_best"] == {
+        "measured": pytest.approx(75 * 10.5),
+        "paper_hiso": 75 * 40,
+        "paper_decomfl": 75 * 60,
+    }
+    assert hiso["seeds"] == [0, 1] and hiso["runs_expected"] == 2
+
+
+def test_rows_wait_for_a_complete_search_and_show_paper_figures() -> None:
+    table = dataclasses.replace(TWO, cells=(Cell("m", "d", paper={"hiso": Paper(85.5, 275)}),))
+    records = [record("decomfl", 1.0, 0, {0: 0.5, 50: 0.6})]
+    for r in records:
+        r.cell = "m-d"
+    rows = {r["method"]: r for r in table_rows(table, table.cells, records, search_upto=50)}
+    assert rows["decomfl"]["chosen_lr"] is None  # lr 2.0 has not run
+    assert rows["decomfl"]["seeds"] == [] and rows["decomfl"]["final_test_accuracy"]["mean"] is None
+    assert rows["hiso"]["paper"] == {"accuracy": 85.5, "rounds": 275}
+    assert rows["hiso"]["cell"] == "m-d"
+
+
+def test_plot_bands_starts_the_bytes_axis_at_round_zero(tmp_path: Path) -> None:
+    runs = {
+        "DeComFL": [history({0: 0.5, 10: 0.6, 20: 0.7}), history({0: 0.5, 10: 0.7, 20: 0.8})],
+        "HiSo": [history({0: 0.5, 10: 0.8, 20: 0.9})],
+    }
+    out = tmp_path / "bands.png"
+    fig = plot_bands({"": runs, "other cell": runs}, out, "title")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rounds_ax, bytes_ax = fig.axes[0], fig.axes[1]
+    assert bytes_ax.get_xscale() == "symlog"
+    lines = bytes_ax.get_lines()
+    assert [line.get_label() for line in lines] == ["DeComFL", "HiSo"]
+    assert list(lines[0].get_xdata()) == [0, 100, 200]  # round 0 drawn at zero bytes
+    assert list(lines[0].get_ydata()) == pytest.approx([0.5, 0.65, 0.75])
+    assert list(rounds_ax.get_lines()[1].get_xdata()) == [0, 10, 20]
+    assert len(bytes_ax.collections) == 2  # one min-max band per method
+    assert lines[0].get_color() == fig.axes[2].get_lines()[0].get_color()  # same colour per method
+
+
+# ---- the real thing: `scripts/reproduce.py smoke` (digits, 2 methods x 2 rates x 2 seeds) ----
+def has_validation() -> bool:
+    return "validation_size" in compose_config([], validated=False).dataset
+
+
+needs_validation = pytest.mark.skipif(
+    not has_validation(), reason="needs the validation split (dataset.validation_size)"
+)
+
+
+def reproduce(*args: str, tmp_path: Path, **popen) -> subprocess.Popen[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, str(ROOT / "scripts" / "reproduce.py"), "smoke", *args]
+    command += ["--out", str(tmp_path / "out"), "--results", str(tmp_path / "results")]
+    return subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **popen,
+    )
+
+
+def finished_runs(out: Path) -> dict[str, tuple[int, str]]:
+    """Run name -> (mtime_ns, text) of metrics.jsonl, for the runs with a summary."""
+    return {
+        str(p.parent.relative_to(out)): (
+            (p.parent / "metrics.jsonl").stat().st_mtime_ns,
+            (p.parent / "metrics.jsonl").read_text(),
+        )
+        for p in out.glob("**/summary.json")
+    }
+
+
+def untimed(line: str) -> dict:
+    return {k: v for k, v in json.loads(line).items() if k not in ("round_time", "wall_time")}
+
+
+@needs_validation
+def test_interrupted_table_resumes_without_redoing_finished_runs(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = reproduce(tmp_path=tmp_path, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not finished_runs(out) and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.communicate()
+    done = finished_runs(out)
+    assert done, "no run finished before the kill"
+    assert len(done) < 6, "the sweep finished before it could be interrupted"
+
+    second = reproduce(tmp_path=tmp_path)
+    log, _ = second.communicate(timeout=300)
+    assert second.returncode == 0, log[-3000:]
+    result = json.loads((tmp_path / "results" / "smoke.json").read_text())
+    extended = {f"{row['method']}-lr{row['chosen_lr']:g}-s0" for row in result["rows"]}
+    for name, (mtime, text) in done.items():
+        assert f"skip {name}: finished" in log
+        if name not in extended:
+            assert finished_runs(out)[name] == (mtime, text)
+        else:  # the chosen rate's search run went on to the final rounds: same rounds before 20
+            before = [untimed(line) for line in text.splitlines()[:20]]
+            after = [untimed(line) for line in finished_runs(out)[name][1].splitlines()]
+            assert after[:20] == before and len(after) == 41
+    table = TABLES["smoke"]
+    assert {(r["method"], r["lr"], r["seed"]) for r in result["runs"]} >= {
+        (m.name, lr, 0) for m in table.methods for lr in m.lrs
+    }
+    for row in result["rows"]:
+        search = {
+            r["lr"]: max(p["val_accuracy"] for p in r["curve"] if p["round"] <= 20)
+            for r in result["runs"]
+            if r["method"] == row["method"] and r["seed"] == 0
+        }
+        tried = {lr: t["best_val_accuracy"] for lr, t in row["lrs_tried"].items()}
+        assert tried == {repr(lr): best for lr, best in search.items()}
+        assert search[row["chosen_lr"]] == max(search.values())
+        assert row["seeds"] == [0, 1]
+    finals = [r for r in result["runs"] if r["finished"]]
+    assert {r["rounds"] for r in finals} == {40}
+    for suffix in (".md", ".csv", ".png"):
+        assert (tmp_path / "results" / f"smoke{suffix}").stat().st_size > 0
+    assert "hiso-run -m" in (tmp_path / "results" / "smoke.md").read_text()
+
+
+@needs_validation
+def test_joblib_launcher_runs_two_jobs_at_once(tmp_path: Path) -> None:
+    run = reproduce(
+        "--stage", "search", "--launcher", "joblib", "--jobs", "2", "--search-rounds", "3",
+        "threads=1", tmp_path=tmp_path,
+    )  # fmt: skip
+    log, _ = run.communicate(timeout=300)
+    assert run.returncode == 0, log[-3000:]
+    assert "hydra/launcher=joblib hydra.launcher.n_jobs=2" in log
+    runs = sorted((tmp_path / "out").glob("*/.hydra/hydra.yaml"))
+    assert len(runs) == 4
+    hydra = runs[0].read_text()
+    assert "hydra_joblib_launcher" in hydra and "n_jobs: 2" in hydra
+    assert "threads: 1" in (runs[0].parent / "config.yaml").read_text()
