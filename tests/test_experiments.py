@@ -9,9 +9,13 @@ from typing import Any
 
 import pytest
 
+from hiso import cli
 from hiso.config import RunConfig, compose_config
 from hiso.reproduce.sweep import GROUP, Run
 from hiso.reproduce.tables import TABLES, Table
+from hiso.tracking import read_jsonl
+
+import lm_fixtures
 
 CONF = Path(__file__).resolve().parents[1] / "hiso" / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
@@ -153,3 +157,29 @@ def test_movie_study_setting() -> None:
     assert (a.num_perturbations, a.mu, a.difference, a.beta) == (5, 1e-3, "forward", 0.95)
     assert cfg.model.forward_dtype == "float32" and cfg.optim.batch_size == 8
     assert cfg.threads == 1 and cfg.checkpoint.every == 25
+
+
+def test_movie_study_runs_on_a_tiny_model(tmp_path: Path) -> None:
+    """The study's experiment end to end on a tiny random LLaMA for a few rounds: validation on
+    every evaluation round, the test split only at round 0 and the last round."""
+    model, tokenizer = lm_fixtures.tiny_llama()
+    checkpoint = lm_fixtures.save_checkpoint(model, tokenizer, tmp_path / "tiny")
+    overrides = [
+        "+experiment=movie-study",
+        "algo=hiso",
+        f"model.path={checkpoint}",
+        "model.name=tiny",
+        "dataset.max_train=120",
+        "dataset.max_test=24",
+        "dataset.validation_size=24",
+        "dataset.max_length=32",
+        "federation.rounds=4",
+        "federation.eval_every=2",
+        "logger=none",
+    ]
+    summary = cli.run(composed(overrides), tmp_path / "run")
+    rows = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert [r["round"] for r in rows if "val_accuracy" in r] == [0, 2, 4]
+    assert [r["round"] for r in rows if "test_accuracy" in r] == [0, 4]
+    assert summary["final_test_accuracy"] == rows[-1]["test_accuracy"]
+    assert summary["rounds"] == 4
