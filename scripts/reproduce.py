@@ -88,7 +88,8 @@ def chosen_rates(
         raise SystemExit(
             "reproduce: no learning rate chosen yet for "
             + ", ".join(missing)
-            + ": their search runs are not finished (run --stage search first)"
+            + ": a search run is missing, short of the search rounds or without validation "
+            "accuracy (run --stage search first)"
         )
     return chosen
 

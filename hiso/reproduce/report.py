@@ -44,8 +44,10 @@ def _percent(stats: dict[str, Any]) -> str:
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
     minutes = round(seconds / 60)
-    return f"{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"{seconds / 60:.1f} min"
+    return f"{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"{minutes} min"
 
 
 def _count(value: float | None) -> str:
@@ -76,11 +78,7 @@ def _paper(value: float | int | None) -> str:
 
 
 def results_table(table: Table, rows: list[dict[str, Any]]) -> str:
-    ref = (
-        table.method(table.reference).title
-        if table.reference in {m.name for m in table.methods}
-        else table.reference
-    )
+    ref = table.method(table.reference).title
     head = (
         "| method | lr chosen (tried: best val. %) | seeds | final test acc. % | paper | "
         "test acc. at best val. round % | best val. acc. % | "
