@@ -183,3 +183,10 @@ def test_movie_study_runs_on_a_tiny_model(tmp_path: Path) -> None:
     assert [r["round"] for r in rows if "test_accuracy" in r] == [0, 4]
     assert summary["final_test_accuracy"] == rows[-1]["test_accuracy"]
     assert summary["rounds"] == 4
+
+
+def test_digits_mezo_is_centralised_with_one_perturbation() -> None:
+    table = TABLES["digits"]
+    cfg = composed(Run(table.cells[0], table.method("mezo"), 1e-3, 0).overrides(table, 9))
+    assert (cfg.federation.num_clients, cfg.federation.clients_per_round) == (1, 1)
+    assert (cfg.algo.num_perturbations, cfg.algo.difference) == (1, "central")
