@@ -29,6 +29,7 @@ from hiso.reproduce.aggregate import RunRecord, method_row, table_rows
 from hiso.reproduce.report import markdown, run_entry, write
 from hiso.reproduce.sweep import (
     LAUNCHERS,
+    Launcher,
     Run,
     final_runs,
     is_finished,
@@ -186,14 +187,12 @@ def main(argv: list[str] | None = None) -> None:
     out: Path = args.out or Path("outputs/reproduce") / table.name
     out.mkdir(parents=True, exist_ok=True)
     search_upto = table.search_rounds or table.rounds
-    launched = {"launcher": args.launcher, "jobs": args.jobs, "extra": args.overrides}
-    invocation = ["python", "scripts/reproduce.py", *argv]
+    invocation = ("python", "scripts/reproduce.py", *argv)
+    launcher = Launcher(args.launcher, args.jobs, tuple(args.overrides), invocation)
     if args.stage in ("all", "search"):
         if any(len(m.lrs) > 1 for m in table.methods):
             runs = search_runs(table, cells)
-            code = launch(
-                "search", table, runs, search_upto, out, invocation=invocation, **launched
-            )
+            code = launch("search", table, runs, search_upto, out, launcher)
             if code:
                 raise SystemExit(f"reproduce: the search sweep exited with {code}; rerun to go on")
         else:
@@ -202,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
         records = [record for _, record in collect(table, cells, out)]
         chosen = chosen_rates(table, cells, records, search_upto)
         runs = final_runs(table, cells, chosen)
-        code = launch("final", table, runs, table.rounds, out, invocation=invocation, **launched)
+        code = launch("final", table, runs, table.rounds, out, launcher)
         if code:
             raise SystemExit(f"reproduce: the final sweep exited with {code}; rerun to go on")
     print(report(table, cells, out, args.results, search_upto))

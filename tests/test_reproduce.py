@@ -16,6 +16,7 @@ import pytest
 
 from hiso.config import compose_config
 from hiso.reproduce.aggregate import RunRecord, choose_lr, table_rows
+from hiso.reproduce.sweep import pending_runs, search_runs
 from hiso.reproduce.tables import TABLES, Cell, Method, Paper, Table
 from hiso.tracking.plots import plot_bands
 
@@ -120,6 +121,29 @@ def test_rows_wait_for_a_complete_search_and_show_paper_figures() -> None:
     assert rows["decomfl"]["seeds"] == [] and rows["decomfl"]["final_test_accuracy"]["mean"] is None
     assert rows["hiso"]["paper"] == {"accuracy": 85.5, "rounds": 275}
     assert rows["hiso"]["cell"] == "m-d"
+
+
+def test_a_failed_search_run_is_a_result_and_never_relaunched(tmp_path: Path, capsys) -> None:
+    diverged = record("decomfl", 2.0, 0, {0: 0.5, 5: 0.55})
+    diverged.summary = {"status": "failed", "round_reached": 5}
+    records = [record("decomfl", 1.0, 0, {0: 0.5, 50: 0.6}), diverged]
+    rows = table_rows(TWO, TWO.cells, records, search_upto=50)
+    assert rows[0]["chosen_lr"] == 1.0
+    assert rows[0]["lrs_tried"]["2.0"] == {"best_val_accuracy": 0.55, "best_round": 5}
+    # on disk: finished and failed runs are skipped, short and absent ones launched
+    runs = search_runs(TWO, TWO.cells)
+    summaries = (
+        {"status": "finished", "round_reached": 50},
+        {"status": "failed", "round_reached": 5},
+        {"status": "finished", "round_reached": 20},
+    )
+    for run, summary in zip(runs, summaries, strict=False):
+        (tmp_path / run.name).mkdir()
+        (tmp_path / run.name / "summary.json").write_text(json.dumps(summary))
+    assert pending_runs(runs, 50, tmp_path) == runs[2:]
+    log = capsys.readouterr().out
+    assert f"skip {runs[0].name}: finished (50 rounds)" in log
+    assert f"skip {runs[1].name}: failed at round 5" in log
 
 
 def test_plot_bands_starts_the_bytes_axis_at_round_zero(tmp_path: Path) -> None:

@@ -42,6 +42,12 @@ class RunRecord:
     summary: dict[str, Any] | None
     finished: bool = False
 
+    def searched(self, rounds: int) -> bool:
+        """Whether the run counts in a search of `rounds`: it got that far, or failed (a
+        diverging rate is a result: its best validation accuracy before it failed)."""
+        failed = (self.summary or {}).get("status") == "failed"
+        return failed or self.history[-1]["round"] >= rounds
+
 
 def best_validation(history: list[dict], upto: int | None = None) -> tuple[float, int] | None:
     """(highest val_accuracy, the first round with it) among rounds <= upto (None: all)."""
@@ -103,17 +109,14 @@ def method_row(
     """One (cell, method) row: the search, the chosen rate and the final figures over seeds.
 
     `runs` are the method's runs in the cell; a search run counts once it has `search_upto`
-    rounds (finished or not: a run continued past the search keeps its first rounds), a final
-    run once finished. `reference` holds the reference method's final runs (None: the cell has
-    none).
+    rounds (finished or not: a run continued past the search keeps its first rounds) or has
+    failed, a final run once finished. `reference` holds the reference method's final runs
+    (None: the cell has none).
     """
     search = {
         r.lr: r.history
         for r in runs
-        if r.seed == seeds[0]
-        and r.lr in method.lrs
-        and r.history
-        and r.history[-1]["round"] >= search_upto
+        if r.seed == seeds[0] and r.lr in method.lrs and r.history and r.searched(search_upto)
     }
     if len(method.lrs) == 1:
         chosen: float | None = method.lrs[0]

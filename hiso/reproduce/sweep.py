@@ -125,6 +125,11 @@ def is_finished(summary: dict[str, Any] | None, rounds: int) -> bool:
     return rounds_reached(summary) >= rounds
 
 
+def is_failed(summary: dict[str, Any] | None) -> bool:
+    """A run that stopped on an error (e.g. a NaN loss): launching it again would fail again."""
+    return summary is not None and summary.get("status") == "failed"
+
+
 def resume_supported() -> bool:
     return "resume" in RunConfig.__dataclass_fields__
 
@@ -137,14 +142,19 @@ def hiso_run_executable() -> str:
     return found
 
 
+@dataclass(frozen=True)
+class Launcher:
+    """How a stage's multirun is launched: the Hydra launcher, its bound on parallel jobs, extra
+    overrides for every run, and the reproduce command that asked (recorded with the launch)."""
+
+    name: str = "basic"
+    jobs: int | None = None
+    extra: tuple[str, ...] = ()
+    invocation: tuple[str, ...] = ()
+
+
 def multirun_command(
-    table: Table,
-    runs: list[Run],
-    rounds: int,
-    out: Path,
-    launcher: str,
-    jobs: int | None,
-    extra: list[str],
+    table: Table, runs: list[Run], rounds: int, out: Path, launcher: Launcher
 ) -> list[str]:
     out = out.resolve()
     command = [
@@ -155,59 +165,65 @@ def multirun_command(
         f"+experiment={table.experiment}",
         *table.overrides,
         f"federation.rounds={rounds}",
-        *extra,
+        *launcher.extra,
         f"hydra.sweep.dir={out}",
         f"hydra.sweep.subdir=${{hydra.runtime.choices.{GROUP}}}",
-        f"hydra/launcher={launcher}",
+        f"hydra/launcher={launcher.name}",
     ]
     if resume_supported():
         command.append("resume=auto")
-    if jobs is not None and LAUNCHERS[launcher] is not None:
-        command.append(f"{LAUNCHERS[launcher]}={jobs}")
+    bound = LAUNCHERS[launcher.name]
+    if launcher.jobs is not None and bound is not None:
+        command.append(f"{bound}={launcher.jobs}")
     command.append(f"+{GROUP}=" + ",".join(run.name for run in runs))
     return command
 
 
-def launch(
-    stage: str,
-    table: Table,
-    runs: list[Run],
-    rounds: int,
-    out: Path,
-    launcher: str,
-    jobs: int | None,
-    extra: list[str],
-    invocation: list[str],
-) -> int:
-    """Launch the runs of a stage that are not finished with `rounds`; return the exit code.
-    The command is appended to OUT/commands.jsonl with `invocation` (the reproduce command)."""
+def pending_runs(runs: list[Run], rounds: int, out: Path) -> list[Run]:
+    """The runs not finished with `rounds` and not failed, saying why each other is skipped."""
     pending = []
     for run in runs:
         summary = read_summary(out / run.name)
         if is_finished(summary, rounds):
             print(f"[reproduce] skip {run.name}: finished ({rounds_reached(summary)} rounds)")
+        elif is_failed(summary):
+            print(f"[reproduce] skip {run.name}: failed at round {rounds_reached(summary)}")
         elif run not in pending:
             pending.append(run)
-    if not pending:
-        print(f"[reproduce] {stage}: every run is finished")
-        return 0
-    conf = out / RUNS_DIR
-    shutil.rmtree(conf, ignore_errors=True)
-    for run in pending:
-        path = conf / GROUP / f"{run.name}.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(run.config_file(), encoding="utf-8")
-    command = multirun_command(table, pending, rounds, out, launcher, jobs, extra)
-    record = {
-        "stage": stage,
-        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "reproduce": invocation,
-        "command": command,
-    }
-    with (out / COMMANDS).open("a", encoding="utf-8") as log:
-        log.write(json.dumps(record) + "\n")
-    print(f"[reproduce] {stage}: {len(pending)} runs: {' '.join(command)}", flush=True)
-    return subprocess.run(command, check=False).returncode
+    return pending
+
+
+def launch(
+    stage: str, table: Table, runs: list[Run], rounds: int, out: Path, launcher: Launcher
+) -> int:
+    """Launch the runs of a stage that are neither finished with `rounds` nor failed; return the
+    exit code. A failed run (e.g. a diverging learning rate) ends a multirun, so the sweep is
+    launched again without it while each launch fails a new run. Every command is appended to
+    OUT/commands.jsonl."""
+    while True:
+        pending = pending_runs(runs, rounds, out)
+        if not pending:
+            print(f"[reproduce] {stage}: every run is finished")
+            return 0
+        conf = out / RUNS_DIR
+        shutil.rmtree(conf, ignore_errors=True)
+        for run in pending:
+            path = conf / GROUP / f"{run.name}.yaml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(run.config_file(), encoding="utf-8")
+        command = multirun_command(table, pending, rounds, out, launcher)
+        record = {
+            "stage": stage,
+            "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "reproduce": list(launcher.invocation),
+            "command": command,
+        }
+        with (out / COMMANDS).open("a", encoding="utf-8") as log:
+            log.write(json.dumps(record) + "\n")
+        print(f"[reproduce] {stage}: {len(pending)} runs: {' '.join(command)}", flush=True)
+        code = subprocess.run(command, check=False).returncode
+        if code == 0 or not any(is_failed(read_summary(out / r.name)) for r in pending):
+            return code
 
 
 def read_commands(out: Path) -> list[dict[str, Any]]:
