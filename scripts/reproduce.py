@@ -42,6 +42,16 @@ from hiso.reproduce.sweep import (
 from hiso.reproduce.tables import TABLES, Cell, Table
 
 STAGES = ("all", "search", "final", "report")
+# what a table sets per run or per stage: an override of these would silently replace it
+RESERVED = {
+    "algo": "the methods",
+    "optim.lr": "the methods' learning-rate grids",
+    "seed": "--seeds",
+    "federation.rounds": "--rounds and --search-rounds",
+    "hydra.sweep.dir": "--out",
+    "hydra.sweep.subdir": "the run names",
+    "hydra/launcher": "--launcher",
+}
 
 
 def collect(table: Table, cells: tuple[Cell, ...], out: Path) -> list[tuple[Run, RunRecord]]:
@@ -154,6 +164,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--results", type=Path, default=Path("docs/results"))
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
     args = parser.parse_intermixed_args(argv)
+    for override in args.overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key in RESERVED:
+            parser.error(f"{override}: {key} is set by the table; use {RESERVED[key]}")
     args.launcher = args.launcher or ("joblib" if (args.jobs or 1) > 1 else "basic")
     if args.jobs is not None and (args.jobs < 1 or LAUNCHERS[args.launcher] is None):
         parser.error(

@@ -102,7 +102,7 @@ def _band_axes(ax: Axes, x: str, linthresh: float) -> None:
         ax.set_xlabel("round")
         return
     # symlog: linear up to the first round's bytes, so round 0 (no bytes yet) sits at x = 0
-    ax.set_xscale("symlog", linthresh=linthresh, linscale=0.5)
+    ax.set_xscale("symlog", base=4, linthresh=linthresh, linscale=0.5)
     ax.set_xlabel("cumulative bytes on the wire (all clients)")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: human_bytes(value)))
     ax.xaxis.set_minor_formatter(NullFormatter())
