@@ -4,6 +4,7 @@ digits through `hiso-run -m`, interrupted and resumed, and through the joblib la
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 import signal
@@ -266,3 +267,23 @@ def test_joblib_launcher_runs_two_jobs_at_once(tmp_path: Path) -> None:
     hydra = runs[0].read_text()
     assert "hydra_joblib_launcher" in hydra and "n_jobs: 2" in hydra
     assert "threads: 1" in (runs[0].parent / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["optim.lr=0.1"], "optim.lr is set by the table; use the methods' learning-rate grids"),
+        (["+seed=3"], "seed is set by the table; use --seeds"),
+        (["--launcher", "basic", "--jobs", "2"], "the basic launcher takes no bound"),
+        (["--jobs", "0"], "must be >= 1"),
+    ],
+)
+def test_arguments_a_table_controls_are_refused(args: list[str], message: str, capsys) -> None:
+    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "scripts" / "reproduce.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    with pytest.raises(SystemExit) as exit_:
+        script.parse(["smoke", *args])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert script.parse(["smoke", "--jobs", "2", "threads=1"]).launcher == "joblib"
