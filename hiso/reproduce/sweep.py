@@ -50,9 +50,8 @@ class Run:
         return f"{self.cell.name}/{stem}" if self.cell.name else stem
 
     def groups(self) -> list[tuple[str, str]]:
-        chosen = [("algo", self.method.algo), ("model", self.cell.model)]
-        chosen.append(("dataset", self.cell.dataset))
-        return [(group, option) for group, option in chosen if option]
+        chosen = {"algo": self.method.algo, "model": self.cell.model, "dataset": self.cell.dataset}
+        return [(group, option) for group, option in chosen.items() if option]
 
     def values(self) -> list[str]:
         return [
