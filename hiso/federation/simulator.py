@@ -10,6 +10,7 @@ model from those bytes alone.
 from __future__ import annotations
 
 import contextlib
+import logging
 import resource
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +36,8 @@ from hiso.tasks.buckets import length_buckets
 # The price of one forward, in padded tokens, when grouping a batch by length on CPU: measured on
 # a 2-core EPYC with SmolLM2-135M (one extra forward costs about as much as 64 more tokens).
 CPU_FORWARD_TOKENS = 64
+
+logger = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -159,6 +162,12 @@ class Simulation:
         if f.partition == "dirichlet" and labels is not None:
             shards = dirichlet_partition(labels, f.num_clients, f.dirichlet_alpha, cfg.seed)
         else:
+            if f.partition == "dirichlet":
+                logger.warning(
+                    "federation.partition=dirichlet: dataset %s has no class labels, so its "
+                    "training examples are split IID",
+                    cfg.dataset.name,
+                )
             shards = iid_partition(task.num_train, f.num_clients, cfg.seed)
         self.clients = [SimulatedClient(i, s, cfg.seed) for i, s in enumerate(shards)]
         self.buckets = bucket_policy(str(f.length_buckets), device)
