@@ -156,7 +156,7 @@ def test_the_task_trains_on_the_golden_text(
     if dataset == "squad":
         (prompt_ids, answer_ids), *_ = task._train
         assert tokenizer.decode(answer_ids) == SQUAD_TARGET
-        assert task._test_golds == [["Santa Clara", "Santa Clara, California"]]
+        assert task._heldout["test"][1] == [["Santa Clara", "Santa Clara, California"]]
     else:
         prompt_ids = task._train[0]
         assert task.train_labels().tolist() == [record["label"]]
