@@ -8,6 +8,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -71,7 +72,9 @@ def with_lora(model: nn.Module, cfg: LoRAConfig, seed: int) -> nn.Module:
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(derive_seed(seed, "lora-init"))
         try:
-            adapted = get_peft_model(model, lora)
+            with warnings.catch_warnings():  # peft calls a transformers method deprecated in v5
+                warnings.filterwarnings("ignore", ".*is_gradient_checkpointing", FutureWarning)
+                adapted = get_peft_model(model, lora)
         except ValueError as err:
             raise ConfigError(
                 "model.lora.targets", list(cfg.targets), f"names of modules of this model ({err})"
