@@ -17,9 +17,11 @@ from omegaconf import MISSING
 # Two families share the simulator. Scalar-only: clients send projected gradients, every party
 # applies the averaged record (MeZO is its one-client, central-difference, P = 1 preset).
 SCALAR_ALGORITHMS = ("hiso", "decomfl", "mezo")
-# Full-update: clients send their whole model change and a server optimiser applies the mean.
+# Full-update: clients (first-order SGD, or zeroth-order for FedZO) send their whole model change
+# and a server optimiser moves the model by the mean change.
 ADAPTIVE_SERVER_RULES = {"fedadam": "adam", "fedyogi": "yogi", "fedadagrad": "adagrad"}
-FULL_UPDATE_ALGORITHMS = ("fedavg", *ADAPTIVE_SERVER_RULES, "fedzo")
+FIRST_ORDER_ALGORITHMS = ("fedavg", *ADAPTIVE_SERVER_RULES)
+FULL_UPDATE_ALGORITHMS = (*FIRST_ORDER_ALGORITHMS, "fedzo")
 ALGORITHMS = SCALAR_ALGORITHMS + FULL_UPDATE_ALGORITHMS
 
 

@@ -25,7 +25,12 @@ import psutil
 import torch
 from torch import nn
 
-from hiso.config import ADAPTIVE_SERVER_RULES, FULL_UPDATE_ALGORITHMS, RunConfig
+from hiso.config import (
+    ADAPTIVE_SERVER_RULES,
+    FIRST_ORDER_ALGORITHMS,
+    FULL_UPDATE_ALGORITHMS,
+    RunConfig,
+)
 from hiso.data.partition import dirichlet_partition, iid_partition
 from hiso.federation.protocol import ClientReport, ModelPayload, RoundPlan, RoundRecord, Wire
 from hiso.federation.server import Server, sample_clients
@@ -193,7 +198,7 @@ class Simulation:
         self.server_optimizer: ServerOptimizer | None = None
         self.client_update: ClientUpdate | None = None
         name = cfg.algo.name
-        first_order = name in FULL_UPDATE_ALGORITHMS and name != "fedzo"
+        first_order = name in FIRST_ORDER_ALGORITHMS
         if not first_order:
             settings = zo_settings(cfg, self.num_parameters, device)
             self.zo = ZeroOrderOptimizer(settings, self.master)
