@@ -100,21 +100,21 @@ def test_client_batches_walk_the_shard_and_reshuffle_each_pass() -> None:
 
 def test_fedavg_clients_train_in_their_own_storage_and_the_server_averages_them() -> None:
     sim = digits_simulation("algo=fedavg", "federation.rounds=1", "optim.batch_size=16")
-    assert sim.fedavg is not None
+    assert sim.client_update is not None
     server_ptrs = {x.data_ptr() for x in sim.master}
     clients: list[list[torch.Tensor]] = []
-    update = sim.fedavg.client_update
+    update = sim.client_update
 
-    def observed(rnd, params, server, client, num_steps, batch_loss):  # type: ignore[no-untyped-def]
-        assert not server_ptrs & {t.data_ptr() for t in client}
-        before = [s.clone() for s in server]
-        loss = update(rnd, params, server, client, num_steps, batch_loss)
-        assert all(torch.equal(a, b) for a, b in zip(before, server, strict=True))
-        assert all(p.data.data_ptr() in server_ptrs for p in params)
-        clients.append([t.clone() for t in client])
+    def observed(rnd: int, client: int, batches: list, out: list[torch.Tensor]) -> float:
+        assert not server_ptrs & {t.data_ptr() for t in out}
+        before = [s.clone() for s in sim.master]
+        loss = update(rnd, client, batches, out)
+        assert all(torch.equal(a, b) for a, b in zip(before, sim.master, strict=True))
+        assert all(p.data.data_ptr() in server_ptrs for p in sim.params)
+        clients.append([t.clone() for t in out])
         return loss
 
-    sim.fedavg.client_update = observed  # type: ignore[method-assign]
+    sim.client_update = observed
     sim.run(lambda record: None)
     assert len(clients) == sim.cfg.federation.clients_per_round
     assert not torch.equal(clients[0][0], clients[1][0])
