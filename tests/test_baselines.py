@@ -252,6 +252,7 @@ def test_full_updates_cost_the_model_both_ways(algo: str) -> None:
     assert len(ModelPayload(tuple(sim.master)).encode()) == 4 * d
     for r in records[1:]:
         assert r["uplink_bytes"] == r["downlink_bytes"] == 2 * 4 * d
+        assert r["paper_bytes_hiso"] == r["paper_bytes_decomfl"] == 2 * 4 * d  # one client
     assert records[-1]["cumulative_bytes"] == 3 * 2 * 2 * 4 * d
 
 

@@ -127,8 +127,9 @@ def paper_bytes(upload: Message) -> tuple[int, int]:
 
     Scalar reports (K*P float32 values): HiSo counts the K*P scalars up and as many down, 8KP
     bytes, seeds and headers not counted (40 B at K=1, P=5; its KB are 1024 B). DeComFL's tables
-    imply 12KP bytes (60 B at P=5, 120 B at P=10; its MB are 10^6 B). A full model (FedAvg) has
-    one figure in both: the d float32 values up and the d down, 2 * 4 * d bytes.
+    imply 12KP bytes (60 B at P=5, 120 B at P=10; its MB are 10^6 B). A full model or model
+    change (the full-update family: FedAvg, FedAdam, FedZO, ...) has one figure in both: the d
+    float32 values up and the d down, 2 * 4 * d bytes.
     """
     values = scalar_count(upload)
     if isinstance(upload, ModelPayload):
