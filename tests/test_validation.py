@@ -100,6 +100,8 @@ def test_curvature_probe_quantiles_and_exact_floor_fraction() -> None:
     values = torch.cat([t.reshape(-1) for t in h]).double()
     assert summary["curvature_floor_fraction"] == 30_000 / values.numel()
     assert summary["curvature_mean"] == pytest.approx(float(values.mean()), rel=1e-9)
+    inverse = float(values.reciprocal().mean())
+    assert summary["curvature_inverse_mean"] == pytest.approx(inverse, rel=1e-6)
     for q in (5, 50, 95):
         exact = float(torch.quantile(values[::7], q / 100))
         assert summary[f"curvature_q{q:02d}"] == pytest.approx(exact, abs=0.01)
