@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -57,14 +58,26 @@ class SimulatedClient:
         out: list[int] = []
         while len(out) < size:
             if self.cursor == 0:
-                rng = numpy_generator(self.run_seed, "data", self.id, self.epoch)
-                self.order = rng.permutation(self.indices)
+                self._shuffle()
             take = min(size - len(out), len(self.order) - self.cursor)
             out.extend(int(i) for i in self.order[self.cursor : self.cursor + take])
             self.cursor += take
             if self.cursor == len(self.order):
                 self.cursor, self.epoch = 0, self.epoch + 1
         return out
+
+    def _shuffle(self) -> None:
+        rng = numpy_generator(self.run_seed, "data", self.id, self.epoch)
+        self.order = rng.permutation(self.indices)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "cursor": self.cursor}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue at the saved position: the epoch's order is regenerated from its seed."""
+        self.epoch, self.cursor = state["epoch"], state["cursor"]
+        if self.cursor:
+            self._shuffle()
 
 
 def lr_schedule(cfg: RunConfig) -> LRSchedule:
@@ -174,6 +187,45 @@ class Simulation:
             settings = zo_settings(cfg, self.num_parameters, device)
             self.zo = ZeroOrderOptimizer(settings, self.master)
             self.state = self.zo.init_state(self.master)
+        # the last round logged (None until round 0, the starting model, is) and the wall time
+        # spent up to it: with the components' state, what a checkpoint restores
+        self.round: int | None = None
+        self.elapsed = 0.0
+
+    # state --------------------------------------------------------------------------------
+    def _components(self) -> dict[str, Any]:
+        """Every attribute that carries state across rounds (server, wire, optimizer states)."""
+        return {
+            name: value
+            for name, value in vars(self).items()
+            if hasattr(value, "state_dict") and not isinstance(value, nn.Module)
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """The run's state between rounds: trainable parameters, clients' data positions and
+        every stateful component's state_dict(). Tensors are the live ones (save them, or copy)."""
+        state: dict[str, Any] = {
+            "round": self.round,
+            "elapsed": self.elapsed,
+            "parameters": list(self.master),
+            "clients": [c.state_dict() for c in self.clients],
+        }
+        for name, component in self._components().items():
+            state[name] = component.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = state["parameters"]
+        shapes = [tuple(x.shape) for x in self.master]
+        if [tuple(t.shape) for t in saved] != shapes:
+            raise ValueError("the saved parameters do not have this model's shapes")
+        for x, t in zip(self.master, saved, strict=True):
+            x.copy_(t)
+        for client, position in zip(self.clients, state["clients"], strict=True):
+            client.load_state_dict(position)
+        for name, component in self._components().items():
+            component.load_state_dict(state[name])
+        self.round, self.elapsed = state["round"], state["elapsed"]
 
     # forwards -----------------------------------------------------------------------------
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -338,20 +390,31 @@ class Simulation:
             )
 
     # loop ---------------------------------------------------------------------------------
-    def run(self, log: Callable[[dict[str, float | int]], None]) -> dict[str, float | int]:
-        """Run all rounds, logging round 0 (the starting model) and every round after it."""
+    def run(
+        self,
+        log: Callable[[dict[str, float | int]], None],
+        stop: Callable[[], bool] = lambda: False,
+        on_round: Callable[[], None] | None = None,
+    ) -> dict[str, float | int]:
+        """Run the rounds left: log round 0 (the starting model) unless a restored state has, then
+        every round after it. `stop()` is asked before each round (True ends the loop early);
+        `on_round()` is called after each round is logged (e.g. to write a checkpoint)."""
         f = self.cfg.federation
-        start = time.perf_counter()
-        log(
-            {
-                "round": 0,
-                **self.wire.close_round(),
-                "round_time": 0.0,
-                "wall_time": 0.0,
-                **self.evaluate(),
-            }
-        )
-        for rnd in range(f.rounds):
+        start = time.perf_counter() - self.elapsed
+        if self.round is None:
+            log(
+                {
+                    "round": 0,
+                    **self.wire.close_round(),
+                    "round_time": 0.0,
+                    "wall_time": 0.0,
+                    **self.evaluate(),
+                }
+            )
+            self.round = 0
+        for rnd in range(self.round, f.rounds):
+            if stop():
+                break
             t0 = time.perf_counter()
             train_loss = self.run_round(rnd)
             record: dict[str, float | int] = {
@@ -365,8 +428,12 @@ class Simulation:
             done = rnd + 1
             if done == f.rounds or (f.eval_every and done % f.eval_every == 0):
                 record.update(self.evaluate())
-            record["wall_time"] = time.perf_counter() - start
+            self.elapsed = time.perf_counter() - start
+            record["wall_time"] = self.elapsed
+            self.round = done
             log(record)
+            if on_round is not None:
+                on_round()
         return {
             "peak_memory_bytes": peak_memory_bytes(self.device),
             "num_parameters": self.num_parameters,
