@@ -129,9 +129,11 @@ def _main(cfg: DictConfig) -> float | None:
 
 
 def _print_skipped(summary: dict[str, Any], cfg: Any, run_dir: Path) -> None:
+    from hiso.resume import finished_rounds
+
     print(
-        f"hiso-run: {run_dir} already finished {summary.get('round_reached')} rounds "
-        f"(federation.rounds={cfg.federation.rounds}); skipped, nothing written"
+        f"hiso-run: {run_dir} already finished {finished_rounds(summary)} rounds "
+        f"(federation.rounds={cfg.federation.rounds}); skipped, its outputs kept as they are"
     )
 
 

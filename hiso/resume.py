@@ -140,6 +140,16 @@ def read_summary(run_dir: Path) -> dict[str, Any] | None:
     return summary if isinstance(summary, dict) else None
 
 
+def finished_rounds(summary: dict[str, Any] | None) -> int | None:
+    """The rounds a finished run completed; None when the summary is not a finished run's.
+    A summary without `status` predates it: such summaries were written only by finished runs."""
+    if summary is None:
+        return None
+    if "status" not in summary:
+        return summary.get("rounds")
+    return summary.get("round_reached") if summary["status"] == "finished" else None
+
+
 def prepare(cfg: Any, output_dir: Path, overrides: list[str]) -> Start:
     """What this job runs. `resume=null`: a fresh run in `output_dir`. `resume=DIR`: continue
     DIR from its newest good checkpoint (an error when it has none). `resume=auto`: the same in
@@ -156,24 +166,23 @@ def prepare(cfg: Any, output_dir: Path, overrides: list[str]) -> Start:
     fallback = f"resuming from {loaded.path}" if loaded.path else "none is left"
     for rejected in loaded.rejected:
         print(f"hiso-run: checkpoint {rejected}; {fallback}", file=sys.stderr)
+    summary = read_summary(run_dir)
+    done = finished_rounds(summary)
     if loaded.state is None:
         if explicit:
             raise SetupError(
                 f"resume={cfg.resume}: no usable checkpoint in {run_dir / CHECKPOINTS} "
                 "(a run writes one every checkpoint.every rounds, at its end and when stopped)"
             )
+        if done is not None and done >= cfg.federation.rounds:
+            return Start(cfg, run_dir, overrides, finished=summary)
         return Start(cfg, run_dir, overrides)
     state = loaded.state
     run_cfg, merged = reconcile(
         state["config"], state["overrides"], overrides, state["simulation"]["round"]
     )
     validate(run_cfg)
-    summary = read_summary(run_dir)
-    if (
-        summary is not None
-        and summary.get("status") == "finished"
-        and (summary.get("round_reached") or 0) >= run_cfg.federation.rounds
-    ):
+    if done is not None and done >= run_cfg.federation.rounds:
         return Start(run_cfg, run_dir, merged, finished=summary)
     return Start(run_cfg, run_dir, merged, state=state)
 

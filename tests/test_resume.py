@@ -17,6 +17,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from test_cli import HISO_RUN, hiso_run
+from test_lm_federation import lm_simulation
 
 from hiso.cli import run
 from hiso.config import SetupError, compose_config
@@ -30,6 +31,7 @@ from hiso.tracking.checkpoint import (
 )
 from hiso.tracking.wandb_reader import read_records, run_files
 
+import lm_fixtures
 from configs import digits_simulation
 
 TIME_KEYS = {"round_time", "wall_time", "seconds_per_round", "total_seconds", "peak_memory_bytes"}
@@ -124,6 +126,30 @@ def test_state_round_trip_through_a_file_continues_exactly(algo: str, tmp_path: 
     first.run(resumed.append, stop=lambda: first.round == 13)
     write_checkpoint(tmp_path / "c.ckpt", first.state_dict())
     second = digits_simulation(*extra, "federation.eval_every=7")
+    second.load_state_dict(read_checkpoint(tmp_path / "c.ckpt"))
+    second.run(resumed.append)
+
+    assert timeless(resumed) == timeless(rows)
+    assert_same_state(second.state_dict(), full.state_dict())
+
+
+@pytest.fixture(scope="module")
+def tiny_opt_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model, tokenizer = lm_fixtures.tiny_opt()
+    return lm_fixtures.save_checkpoint(model, tokenizer, tmp_path_factory.mktemp("tiny-opt"))
+
+
+def test_language_model_state_round_trip_continues_exactly(
+    tiny_opt_dir: Path, tmp_path: Path
+) -> None:
+    extra = ("algo=hiso", "optim.momentum=0.9", "federation.rounds=6", "federation.eval_every=3")
+    full, rows = lm_simulation(tiny_opt_dir, *extra), []
+    full.run(rows.append)
+
+    first, resumed = lm_simulation(tiny_opt_dir, *extra), []
+    first.run(resumed.append, stop=lambda: first.round == 2)
+    write_checkpoint(tmp_path / "c.ckpt", first.state_dict())
+    second = lm_simulation(tiny_opt_dir, *extra)
     second.load_state_dict(read_checkpoint(tmp_path / "c.ckpt"))
     second.run(resumed.append)
 
@@ -330,7 +356,7 @@ def test_reconcile_applies_free_changes_and_names_the_refused_ones() -> None:
     assert cfg.seed == 11
 
 
-def test_missing_resume_directory_is_an_input_error(tmp_path: Path) -> None:
+def test_prepare_missing_directories_fresh_starts_and_finished_runs(tmp_path: Path) -> None:
     cfg = compose_config([*DIGITS, f"resume={tmp_path / 'nowhere'}"])
     with pytest.raises(SetupError, match="no such run directory"):
         prepare(cfg, tmp_path / "out", [])
@@ -340,3 +366,15 @@ def test_missing_resume_directory_is_an_input_error(tmp_path: Path) -> None:
         prepare(cfg, tmp_path / "out", [])
     fresh = prepare(compose_config([*DIGITS, "resume=auto"]), tmp_path / "out", [])
     assert fresh.state is None and fresh.finished is None and fresh.run_dir == tmp_path / "out"
+    # no checkpoint: a finished run is still recognised (summaries older than `status` too)
+    out = tmp_path / "out"
+    out.mkdir()
+    for summary, skipped in (
+        ({"status": "finished", "round_reached": 300}, True),
+        ({"status": "finished", "round_reached": 200}, False),
+        ({"status": "interrupted", "round_reached": 300}, False),
+        ({"rounds": 300}, True),
+    ):
+        (out / "summary.json").write_text(json.dumps(summary))
+        start = prepare(compose_config([*DIGITS, "resume=auto"]), out, [])
+        assert (start.finished == summary) == skipped and start.state is None
