@@ -50,7 +50,7 @@ def run(
             torch.set_num_threads(cfg.threads)
         model, tokenizer = build_model(cfg.model, device, cfg.seed)
         task = build_task(cfg, tokenizer)
-        simulation = Simulation(cfg, model, task, device)
+        simulation = Simulation(cfg, model, task, device, run_dir / "best-model.pt")
         if state is not None:
             simulation.load_state_dict(state["simulation"])
         name = f"{cfg.algo.name}-{cfg.model.name}-{cfg.dataset.name}-s{cfg.seed}"
@@ -88,9 +88,11 @@ def run(
 
 def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     keys = (
-        "initial_accuracy",
-        "final_accuracy",
-        "best_accuracy",
+        "initial_test_accuracy",
+        "final_test_accuracy",
+        "best_val_accuracy",
+        "best_round",
+        "test_accuracy_at_best",
         "rounds_to_target",
         "seconds_per_round",
     )
@@ -113,7 +115,7 @@ def _main(cfg: DictConfig) -> float | None:
         run_dir = start.run_dir
         if start.finished is not None:
             _print_skipped(start.finished, start.cfg, run_dir)
-            return start.finished.get("final_accuracy")
+            return start.finished.get("best_val_accuracy")
         summary = run(start.cfg, run_dir, start.state, start.overrides)
     except SetupError as error:
         print(f"hiso-run: {error}", file=sys.stderr)
@@ -125,7 +127,7 @@ def _main(cfg: DictConfig) -> float | None:
         _print_interrupted(stopped, run_dir)
         sys.exit(stopped.exit_code)
     _print_summary(summary, run_dir)
-    return summary.get("final_accuracy")
+    return summary.get("best_val_accuracy")
 
 
 def _print_skipped(summary: dict[str, Any], cfg: Any, run_dir: Path) -> None:

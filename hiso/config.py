@@ -77,6 +77,9 @@ class FederationConfig:
     concat_clients: bool = True
     # split each evaluated batch into forwards of similar length: auto, off, or at most N forwards
     length_buckets: str = "auto"
+    # also score the test split every N rounds (0: only at round 0, the last round and the model
+    # of the best validation round); the validation split is scored every eval_every rounds
+    test_every: int = 0
 
 
 @dataclass
@@ -120,6 +123,10 @@ class DatasetConfig:
     max_length: int = 64
     max_train: int | None = None
     max_test: int | None = None
+    # examples carved from the training data for model selection (best round, learning rate):
+    # null = min(500, 10% of them), 0 = none; drawn by a generator seeded by validation_seed
+    validation_size: int | None = None
+    validation_seed: int = 0
     eval_batch_size: int = 64
     generation_tokens: int = 16
 
@@ -232,6 +239,10 @@ def validate(cfg: Any) -> None:
         raise ConfigError(
             "federation.length_buckets", f.length_buckets, "auto, off or an integer >= 1"
         )
+    if f.test_every < 0:
+        raise ConfigError(
+            "federation.test_every", f.test_every, "an integer >= 0 (0: only at the end)"
+        )
     _positive("federation.dirichlet_alpha", f.dirichlet_alpha)
     if f.target_accuracy is not None and not 0.0 < f.target_accuracy <= 1.0:
         raise ConfigError("federation.target_accuracy", f.target_accuracy, "a fraction in (0, 1]")
@@ -244,6 +255,10 @@ def validate(cfg: Any) -> None:
             "model.kind",
             m.kind,
             f"'cnn' for vision and 'hf' for text datasets (dataset {d.name!r} is {d.kind})",
+        )
+    if d.validation_size is not None and d.validation_size < 0:
+        raise ConfigError(
+            "dataset.validation_size", d.validation_size, "null (automatic) or an integer >= 0"
         )
     if d.max_length < 1:
         raise ConfigError("dataset.max_length", d.max_length, "an integer >= 1")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import resource
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,11 +27,12 @@ from hiso.config import RunConfig
 from hiso.data.partition import dirichlet_partition, iid_partition
 from hiso.federation.protocol import ClientReport, ModelPayload, RoundPlan, RoundRecord, Wire
 from hiso.federation.server import Server, sample_clients
+from hiso.optim.curvature import CurvatureProbe
 from hiso.optim.fedavg import FedAvg
 from hiso.optim.schedule import LRSchedule
-from hiso.optim.zo import Curvature, LossFn, ZeroOrderOptimizer, ZOSettings
+from hiso.optim.zo import Curvature, LossFn, ZeroOrderOptimizer, ZOSettings, evaluated_at
 from hiso.seeding import numpy_generator
-from hiso.tasks.base import Batch, Task
+from hiso.tasks.base import Batch, HeldOut, Task
 from hiso.tasks.buckets import length_buckets
 
 # The price of one forward, in padded tokens, when grouping a batch by length on CPU: measured on
@@ -156,8 +158,23 @@ def peak_memory_bytes(device: torch.device) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+# metric-name prefix of each held-out split
+PREFIX: dict[HeldOut, str] = {"validation": "val", "test": "test"}
+
+
 class Simulation:
-    def __init__(self, cfg: RunConfig, model: nn.Module, task: Task, device: torch.device) -> None:
+    """The federation over one model. `best_model_path` is where the model of the best
+    validation round is kept until the end, when the test split scores it (default: a temporary
+    file, removed after the run)."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        model: nn.Module,
+        task: Task,
+        device: torch.device,
+        best_model_path: Path | None = None,
+    ) -> None:
         self.cfg = cfg
         self.model = model.to(device).eval()
         self.task = task
@@ -187,6 +204,17 @@ class Simulation:
             settings = zo_settings(cfg, self.num_parameters, device)
             self.zo = ZeroOrderOptimizer(settings, self.master)
             self.state = self.zo.init_state(self.master)
+        self.probe = None
+        if self.zo is not None and self.state.curvature is not None:
+            self.probe = CurvatureProbe([x.shape for x in self.master], device, cfg.seed)
+        # selection on the validation split when the task has one (else nothing is selected)
+        self.selection: HeldOut | None = (
+            "validation" if "validation" in task.heldout_splits() else None
+        )
+        self.best_accuracy: float | None = None
+        self.best_round: int | None = None
+        self._best_path = best_model_path
+        self._scratch: tempfile.TemporaryDirectory | None = None
         # the last round logged (None until round 0, the starting model, is) and the wall time
         # spent up to it: with the components' state, what a checkpoint restores
         self.round: int | None = None
@@ -202,13 +230,19 @@ class Simulation:
         }
 
     def state_dict(self) -> dict[str, Any]:
-        """The run's state between rounds: trainable parameters, clients' data positions and
-        every stateful component's state_dict(). Tensors are the live ones (save them, or copy)."""
+        """The run's state between rounds: trainable parameters, clients' data positions, the
+        best validation round (its accuracy, number and parameters) and every stateful
+        component's state_dict(). Tensors are the live ones (save them, or copy)."""
+        best = None  # the best validation round's parameters, unless they are the current ones
+        if self.best_round is not None and self.best_round != self.round:
+            assert self._best_path is not None
+            best = torch.load(self._best_path, map_location="cpu", weights_only=True)
         state: dict[str, Any] = {
             "round": self.round,
             "elapsed": self.elapsed,
             "parameters": list(self.master),
             "clients": [c.state_dict() for c in self.clients],
+            "best": {"accuracy": self.best_accuracy, "round": self.best_round, "parameters": best},
         }
         for name, component in self._components().items():
             state[name] = component.state_dict()
@@ -226,6 +260,12 @@ class Simulation:
         for name, component in self._components().items():
             component.load_state_dict(state[name])
         self.round, self.elapsed = state["round"], state["elapsed"]
+        best = state["best"]
+        self.best_accuracy, self.best_round = best["accuracy"], best["round"]
+        if best["parameters"] is not None:
+            self._keep_best(best["parameters"])
+        elif self.best_round is not None:  # the best round is the checkpoint's own
+            self._keep_best()
 
     # forwards -----------------------------------------------------------------------------
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -272,9 +312,64 @@ class Simulation:
             out[positions] = self.task.loss(self.model, batch).double()
         return out
 
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, split: HeldOut) -> dict[str, float]:
+        """The task's metrics on a held-out split at the current model, keyed `val_*`/`test_*`."""
         with torch.no_grad(), self.autocast():
-            return self.task.evaluate(self.model, self.device)
+            metrics = self.task.evaluate(self.model, self.device, split)
+        return {f"{PREFIX[split]}_{k}": v for k, v in metrics.items()}
+
+    def evaluate_round(self, done: int) -> dict[str, float]:
+        """What round `done` scores: the selection split (or the test split when there is none)
+        at round 0, every eval_every rounds and at the end; the test split at round 0, at the end
+        and every test_every rounds; HiSo's curvature summary with each evaluation. Keeps the
+        model of the best validation round for the test split to score at the end."""
+        f = self.cfg.federation
+        last = done == f.rounds
+        every = f.eval_every and done % f.eval_every == 0
+        out: dict[str, float] = {}
+        if done == 0 or last or every:
+            out |= self.evaluate(self.selection or "test")
+            if self.probe is not None:
+                out |= self.probe.summary(self.state.curvature, self.cfg.algo.curvature_floor)
+        if "test_accuracy" not in out and (
+            done == 0 or last or (f.test_every and done % f.test_every == 0)
+        ):
+            out |= self.evaluate("test")
+        accuracy = out.get("val_accuracy")
+        if accuracy is not None and (self.best_accuracy is None or accuracy > self.best_accuracy):
+            self.best_accuracy, self.best_round = accuracy, done
+            if not last:
+                self._keep_best()
+        return out
+
+    def _keep_best(self, parameters: Sequence[torch.Tensor] | None = None) -> None:
+        """Save the best round's parameters (default: the current model's)."""
+        if self._best_path is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="hiso-best-")
+            self._best_path = Path(self._scratch.name) / "best-model.pt"
+        tmp = self._best_path.with_suffix(".tmp")
+        torch.save([x.cpu() for x in (self.master if parameters is None else parameters)], tmp)
+        tmp.replace(self._best_path)
+
+    def test_at_best(self, final: dict[str, float]) -> dict[str, float | int | None]:
+        """The test split scored with the model of the best validation round (`final`: the last
+        round's metrics, which already hold it when the last round is the best)."""
+        if self.best_round is None:
+            return {"best_round": None, "test_accuracy_at_best": None}
+        if self.best_round == self.cfg.federation.rounds:
+            metrics = {k: final[k] for k in ("test_loss", "test_accuracy")}
+        else:
+            assert self._best_path is not None
+            saved = torch.load(self._best_path, map_location=self.device)
+            for w, x in zip(self.work, saved, strict=True):
+                w.copy_(x)
+            with evaluated_at(self.params, self.work):
+                metrics = self.evaluate("test")
+        return {
+            "best_round": self.best_round,
+            "test_accuracy_at_best": metrics["test_accuracy"],
+            "test_loss_at_best": metrics["test_loss"],
+        }
 
     # rounds -------------------------------------------------------------------------------
     def run_round(self, rnd: int) -> float:
@@ -395,29 +490,30 @@ class Simulation:
         log: Callable[[dict[str, float | int]], None],
         stop: Callable[[], bool] = lambda: False,
         on_round: Callable[[], None] | None = None,
-    ) -> dict[str, float | int]:
+    ) -> dict[str, float | int | None]:
         """Run the rounds left: log round 0 (the starting model) unless a restored state has, then
         every round after it. `stop()` is asked before each round (True ends the loop early);
-        `on_round()` is called after each round is logged (e.g. to write a checkpoint)."""
+        `on_round()` is called after each round is logged (e.g. to write a checkpoint). The test
+        split scores the best validation round's model once the last round is done."""
         f = self.cfg.federation
         start = time.perf_counter() - self.elapsed
+        record: dict[str, float | int] | None = None
         if self.round is None:
-            log(
-                {
-                    "round": 0,
-                    **self.wire.close_round(),
-                    "round_time": 0.0,
-                    "wall_time": 0.0,
-                    **self.evaluate(),
-                }
-            )
+            record = {
+                "round": 0,
+                **self.wire.close_round(),
+                "round_time": 0.0,
+                "wall_time": 0.0,
+                **self.evaluate_round(0),
+            }
+            log(record)
             self.round = 0
         for rnd in range(self.round, f.rounds):
             if stop():
                 break
             t0 = time.perf_counter()
             train_loss = self.run_round(rnd)
-            record: dict[str, float | int] = {
+            record = {
                 "round": rnd + 1,
                 "train_loss": train_loss,
                 **self.wire.close_round(),
@@ -425,16 +521,17 @@ class Simulation:
             }
             if not np.isfinite(train_loss):
                 record["skipped"] = 1
-            done = rnd + 1
-            if done == f.rounds or (f.eval_every and done % f.eval_every == 0):
-                record.update(self.evaluate())
+            record.update(self.evaluate_round(rnd + 1))
             self.elapsed = time.perf_counter() - start
             record["wall_time"] = self.elapsed
-            self.round = done
+            self.round = rnd + 1
             log(record)
             if on_round is not None:
                 on_round()
-        return {
+        extras: dict[str, float | int | None] = {
             "peak_memory_bytes": peak_memory_bytes(self.device),
             "num_parameters": self.num_parameters,
         }
+        if self.round == f.rounds:  # resumed at the end, no round ran: the final model's scores
+            extras |= self.test_at_best(record if record is not None else self.evaluate("test"))
+        return extras

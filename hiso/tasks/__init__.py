@@ -16,7 +16,7 @@ def build_task(cfg: RunConfig, tokenizer: PreTrainedTokenizerBase | None) -> Tas
     if d.kind == "vision":
         if d.name not in VISION_DATASETS:
             raise ConfigError("dataset.name", d.name, "one of " + ", ".join(VISION_DATASETS))
-        return digits_task(d.eval_batch_size)
+        return digits_task(d.eval_batch_size, d.validation_size, d.validation_seed)
     if tokenizer is None:
         raise ConfigError("model.kind", cfg.model.kind, "'hf' for text datasets")
     from hiso.tasks.text import build_text_task
