@@ -22,6 +22,7 @@ from test_lm_federation import lm_simulation
 from hiso.cli import run
 from hiso.config import SetupError, compose_config
 from hiso.resume import prepare, reconcile
+from hiso.stop import Interrupted, StopSignals
 from hiso.tracking import read_jsonl
 from hiso.tracking.checkpoint import (
     Checkpoints,
@@ -108,6 +109,21 @@ def test_checkpoints_keep_the_newest_and_fall_back_past_a_damaged_one(tmp_path: 
     store.save(25, {"round": 25})
     assert [r for r, _ in store.files()] == [25, 20]
     assert not list((tmp_path / "checkpoints").glob(".*tmp*"))
+
+
+def test_first_signal_asks_second_stops_at_once_and_handlers_are_restored() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    with StopSignals() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while not stop.requested() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert stop.signum == signal.SIGTERM
+        with pytest.raises(Interrupted) as second:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(10)  # interrupted by the handler at once
+        assert second.value.exit_code == 130
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 # ---- the state, in process -----------------------------------------------------------------
