@@ -127,7 +127,7 @@ def test_first_signal_asks_second_stops_at_once_and_handlers_are_restored() -> N
 
 
 # ---- the state, in process -----------------------------------------------------------------
-@pytest.mark.parametrize("algo", ["hiso", "decomfl", "fedavg"])
+@pytest.mark.parametrize("algo", ["hiso", "decomfl", "fedavg", "fedadam", "fedzo"])
 def test_state_round_trip_through_a_file_continues_exactly(algo: str, tmp_path: Path) -> None:
     extra = (
         f"algo={algo}",
