@@ -1,22 +1,30 @@
 """Structured configuration: the schema Hydra composes into, and the checks that run before
 anything loads.
 
-The schema makes an unknown key or a wrong type an error during composition; `validate` then
-checks values and cross-field constraints, naming the field, the value and what is allowed.
+The schema makes a wrong type an error during composition; `validate` then compares the composed
+config with the schema (a key added with `+` is no field, a float must be finite, whatever the
+field) and checks values and cross-field constraints, naming the field, the value and what is
+allowed.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import math
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 ZO_ALGORITHMS = ("hiso", "decomfl")
 FIRST_ORDER_ALGORITHMS = ("fedavg",)
 ALGORITHMS = ZO_ALGORITHMS + FIRST_ORDER_ALGORITHMS
+# the largest run seed: numpy's and torch's generators both accept 0 .. 2^64 - 1
+MAX_SEED = 2**64 - 1
 
 
 class SetupError(Exception):
@@ -77,6 +85,8 @@ class FederationConfig:
     concat_clients: bool = True
     # split each evaluated batch into forwards of similar length: auto, off, or at most N forwards
     length_buckets: str = "auto"
+    # nan_policy=skip: stop after this many consecutive skipped (NaN/inf) rounds
+    max_skipped_rounds: int = 5
 
 
 @dataclass
@@ -115,6 +125,8 @@ class DatasetConfig:
     train_split: str = "train"
     test_split: str = "validation"
     data_files: DataFiles = field(default_factory=DataFiles)
+    # task field -> column of the data files, the schema's one free-form mapping; on the
+    # command line +dataset.columns.<field>=<column> (Hydra closes every mapping: `+` adds a key)
     columns: dict[str, str] = field(default_factory=dict)
     template: str | None = None
     max_length: int = 64
@@ -164,9 +176,55 @@ def compose_config(overrides: Sequence[str], validated: bool = True) -> Any:
     return cfg
 
 
+def unknown_field(path: str) -> str | None:
+    """What is allowed instead, when the dotted `path` names no field of RunConfig (inside a
+    free-form mapping such as dataset.columns every key is a field); None when it is one."""
+    schema: Any = RunConfig
+    parts = path.split(".")
+    for depth, name in enumerate(parts):
+        if not dataclasses.is_dataclass(schema):
+            return None
+        hints = typing.get_type_hints(schema)
+        if name not in hints:
+            where = ".".join(parts[:depth])
+            names = list(hints)
+            close = difflib.get_close_matches(name, names, n=1)
+            return (
+                f"no such field; the fields of {where or 'the top level'} are "
+                + ", ".join(names)
+                + (f" (did you mean {'.'.join([*parts[:depth], close[0]])}?)" if close else "")
+            )
+        schema = hints[name]
+    return None
+
+
+def check_schema(cfg: DictConfig, schema: Any = RunConfig, prefix: str = "") -> None:
+    """Every key of `cfg` is a field of `schema` (however it was added: `+key=value` included),
+    no field is left unset (???), and every float is finite; nested sections are walked, so a
+    field added to the schema is covered without naming it here."""
+    hints = typing.get_type_hints(schema)
+    for key in cfg:
+        path = f"{prefix}{key}"
+        if key not in hints:
+            allowed = unknown_field(path)
+            raise ConfigError(path, OmegaConf.to_container(cfg)[key], allowed or "no such field")
+        if OmegaConf.is_missing(cfg, key):
+            raise ConfigError(path, "???", "a value: this field has no default")
+        value = cfg[key]
+        if dataclasses.is_dataclass(hints[key]) and isinstance(value, DictConfig):
+            check_schema(value, hints[key], f"{path}.")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(path, value, "a finite number")
+
+
 def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(key, value, "one of " + ", ".join(allowed))
+
+
+def _at_least(key: str, value: int, least: int) -> None:
+    if value < least:
+        raise ConfigError(key, value, f"an integer >= {least}")
 
 
 def _positive(key: str, value: float, strict: bool = True) -> None:
@@ -175,11 +233,12 @@ def _positive(key: str, value: float, strict: bool = True) -> None:
 
 
 def validate(cfg: Any) -> None:
-    """Check values and cross-field constraints of a composed RunConfig; raise ConfigError."""
+    """Check the keys, values and cross-field constraints of a composed RunConfig; raise
+    ConfigError."""
+    check_schema(cfg)
     a, o, f, m, d, lg = cfg.algo, cfg.optim, cfg.federation, cfg.model, cfg.dataset, cfg.logger
     _choice("algo.name", a.name, ALGORITHMS)
-    if a.num_perturbations < 1:
-        raise ConfigError("algo.num_perturbations", a.num_perturbations, "an integer >= 1")
+    _at_least("algo.num_perturbations", a.num_perturbations, 1)
     _positive("algo.mu", a.mu)
     _choice("algo.difference", a.difference, ("forward", "central"))
     if not 0.0 <= a.beta <= 1.0:
@@ -196,20 +255,16 @@ def validate(cfg: Any) -> None:
     _choice("optim.lr_schedule", o.lr_schedule, ("constant", "cosine"))
     if not 0.0 <= o.momentum < 1.0:
         raise ConfigError("optim.momentum", o.momentum, "a number in [0, 1)")
-    if o.batch_size < 1:
-        raise ConfigError("optim.batch_size", o.batch_size, "an integer >= 1")
-    if f.num_clients < 1:
-        raise ConfigError("federation.num_clients", f.num_clients, "an integer >= 1")
+    _at_least("optim.batch_size", o.batch_size, 1)
+    _at_least("federation.num_clients", f.num_clients, 1)
     if not 1 <= f.clients_per_round <= f.num_clients:
         raise ConfigError(
             "federation.clients_per_round",
             f.clients_per_round,
             f"an integer from 1 to federation.num_clients ({f.num_clients})",
         )
-    if f.local_steps < 1:
-        raise ConfigError("federation.local_steps", f.local_steps, "an integer >= 1")
-    if f.rounds < 0:
-        raise ConfigError("federation.rounds", f.rounds, "an integer >= 0")
+    _at_least("federation.local_steps", f.local_steps, 1)
+    _at_least("federation.rounds", f.rounds, 0)
     if f.eval_every < 0:
         raise ConfigError(
             "federation.eval_every", f.eval_every, "an integer >= 0 (0: only at the end)"
@@ -221,6 +276,7 @@ def validate(cfg: Any) -> None:
             "federation.length_buckets", f.length_buckets, "auto, off or an integer >= 1"
         )
     _positive("federation.dirichlet_alpha", f.dirichlet_alpha)
+    _at_least("federation.max_skipped_rounds", f.max_skipped_rounds, 1)
     if f.target_accuracy is not None and not 0.0 < f.target_accuracy <= 1.0:
         raise ConfigError("federation.target_accuracy", f.target_accuracy, "a fraction in (0, 1]")
     _choice("model.kind", m.kind, ("hf", "cnn"))
@@ -233,10 +289,18 @@ def validate(cfg: Any) -> None:
             m.kind,
             f"'cnn' for vision and 'hf' for text datasets (dataset {d.name!r} is {d.kind})",
         )
-    if d.max_length < 1:
-        raise ConfigError("dataset.max_length", d.max_length, "an integer >= 1")
+    _at_least("dataset.max_length", d.max_length, 1)
+    _at_least("dataset.eval_batch_size", d.eval_batch_size, 1)
+    _at_least("dataset.generation_tokens", d.generation_tokens, 1)
+    for key in ("max_train", "max_test"):
+        if d[key] is not None and d[key] < 1:
+            raise ConfigError(f"dataset.{key}", d[key], "null (every example) or an integer >= 1")
+    _at_least("model.channels", m.channels, 1)
+    _at_least("model.hidden", m.hidden, 1)
     _choice("logger.wandb", lg.wandb, ("offline", "online", "disabled"))
     _choice("nan_policy", cfg.nan_policy, ("stop", "skip"))
+    if not 0 <= cfg.seed <= MAX_SEED:
+        raise ConfigError("seed", cfg.seed, f"an integer from 0 to {MAX_SEED} (2^64 - 1)")
     if cfg.threads is not None and cfg.threads < 1:
         raise ConfigError("threads", cfg.threads, "null (torch's default) or an integer >= 1")
     if cfg.device not in ("auto", "cpu") and not str(cfg.device).startswith("cuda"):
