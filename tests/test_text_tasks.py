@@ -349,7 +349,9 @@ def test_label_outside_the_label_set_is_named(tiny_lm, tmp_path: Path) -> None:
         {**example("boolq", 2), "label": "maybe"},
     ]
     write_split(Path(cfg.data_files.test), records)
-    with pytest.raises(DatasetFormatError, match=r"boolq-test.jsonl.*\[7, 'maybe'\]"):
+    with pytest.raises(
+        DatasetFormatError, match=r"boolq-test.jsonl: 2 .*line 2: 7; line 3: 'maybe'"
+    ):
         build_text_task(cfg, tokenizer, "tiny")
 
 

@@ -74,24 +74,50 @@ def resolve_template(cfg: DatasetConfig, model_name: str) -> Template:
     return template
 
 
-def build_text_task(
-    cfg: DatasetConfig, tokenizer: PreTrainedTokenizerBase, model_name: str
-) -> Task:
-    """Load the dataset's examples and tokenise them for `tokenizer` (left padding)."""
+@dataclass(frozen=True)
+class TextData:
+    """A text task's template and its checked examples (labels as class ids), not tokenised."""
+
+    template: Template
+    train: list[dict[str, Any]]
+    test: list[dict[str, Any]]
+    generative: bool
+
+    @property
+    def num_train(self) -> int:
+        return len(self.train)
+
+
+def read_text_data(cfg: DatasetConfig, model_name: str) -> TextData:
+    """The dataset's template (checked against its fields) and examples, read and checked."""
     spec = _spec(cfg)
     template = resolve_template(cfg, model_name)
     train, test = load_examples(cfg, spec.fields, spec.label_names)
-    if spec.label_names is None:
+    return TextData(template, train, test, generative=spec.label_names is None)
+
+
+def build_text_task(
+    cfg: DatasetConfig,
+    tokenizer: PreTrainedTokenizerBase,
+    model_name: str,
+    data: TextData | None = None,
+) -> Task:
+    """Tokenise the dataset's examples (`data`, else read now) for `tokenizer` (left padding)."""
+    if data is None:
+        data = read_text_data(cfg, model_name)
+    if data.generative:
         return SquadTask(
-            template,
+            data.template,
             tokenizer,
-            train,
-            test,
+            data.train,
+            data.test,
             cfg.max_length,
             cfg.eval_batch_size,
             cfg.generation_tokens,
         )
-    return LabelWordTask(template, tokenizer, train, test, cfg.max_length, cfg.eval_batch_size)
+    return LabelWordTask(
+        data.template, tokenizer, data.train, data.test, cfg.max_length, cfg.eval_batch_size
+    )
 
 
 def _spec(cfg: DatasetConfig) -> TaskSpec:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -17,17 +18,24 @@ DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0
 
 
+@dataclass(frozen=True)
+class ImageData:
+    """(images, labels) of the training and held-out splits."""
+
+    train: tuple[np.ndarray, np.ndarray]
+    test: tuple[np.ndarray, np.ndarray]
+
+    @property
+    def num_train(self) -> int:
+        return len(self.train[1])
+
+
 class ImageClassification(Task):
-    def __init__(
-        self,
-        train: tuple[np.ndarray, np.ndarray],
-        test: tuple[np.ndarray, np.ndarray],
-        eval_batch_size: int,
-    ) -> None:
-        self._train_x = torch.as_tensor(train[0], dtype=torch.float32)
-        self._train_y = torch.as_tensor(train[1], dtype=torch.long)
-        self._test_x = torch.as_tensor(test[0], dtype=torch.float32)
-        self._test_y = torch.as_tensor(test[1], dtype=torch.long)
+    def __init__(self, data: ImageData, eval_batch_size: int) -> None:
+        self._train_x = torch.as_tensor(data.train[0], dtype=torch.float32)
+        self._train_y = torch.as_tensor(data.train[1], dtype=torch.long)
+        self._test_x = torch.as_tensor(data.test[0], dtype=torch.float32)
+        self._test_y = torch.as_tensor(data.test[1], dtype=torch.long)
         self.eval_batch_size = eval_batch_size
 
     @property
@@ -61,8 +69,9 @@ class ImageClassification(Task):
         return {"test_loss": total_loss / n, "test_accuracy": correct / n}
 
 
-def digits_task(eval_batch_size: int = 512) -> ImageClassification:
-    """The digits scaled to [0, 1], with a fixed stratified 80/20 train/test split."""
+def read_digits(max_train: int | None = None, max_test: int | None = None) -> ImageData:
+    """The digits scaled to [0, 1], with a fixed stratified 80/20 train/test split, each split
+    cut to its first max_train / max_test images."""
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float32)[:, None]
     x_train, x_test, y_train, y_test = train_test_split(
@@ -72,4 +81,6 @@ def digits_task(eval_batch_size: int = 512) -> ImageClassification:
         random_state=DIGITS_SPLIT_SEED,
         stratify=digits.target,
     )
-    return ImageClassification((x_train, y_train), (x_test, y_test), eval_batch_size)
+    return ImageData(
+        (x_train[:max_train], y_train[:max_train]), (x_test[:max_test], y_test[:max_test])
+    )
