@@ -84,10 +84,21 @@ def test_fedavg_clients_train_in_their_own_storage_and_the_server_averages_them(
 
 
 def test_non_finite_rounds_stop_or_are_skipped() -> None:
-    with pytest.raises(NonFiniteLossError, match="nan_policy"):
+    with pytest.raises(NonFiniteLossError, match="nan_policy=stop"):
         metrics("algo=decomfl", "optim.lr=1e30", "optim.momentum=0.0")
+    skip = ("algo=decomfl", "optim.lr=1e30", "nan_policy=skip")
+    sim = digits_simulation(*skip, "federation.max_skipped_rounds=12")
+    records: list[dict] = []
+    extras = sim.run(records.append)
+    skipped = [r["round"] for r in records if r.get("skipped")]
+    assert skipped and extras["skipped_rounds"] == len(skipped) and records[-1]["round"] == 12
+    assert all(torch.isfinite(x).all() for x in sim.master) or not sim.server.history
+
+
+def test_skipping_stops_after_max_skipped_rounds_in_a_row() -> None:
     sim = digits_simulation("algo=decomfl", "optim.lr=1e30", "nan_policy=skip")
     records: list[dict] = []
-    sim.run(records.append)
-    assert any(r.get("skipped") for r in records)
-    assert all(torch.isfinite(x).all() for x in sim.master) or not sim.server.history
+    with pytest.raises(NonFiniteLossError, match=r"5 rounds in a row.*max_skipped_rounds=5"):
+        sim.run(records.append)
+    assert [r.get("skipped") for r in records[-6:]] == [None, 1, 1, 1, 1, 1]
+    assert records[-1]["round"] < 12

@@ -4,7 +4,28 @@ from __future__ import annotations
 
 import numpy as np
 
+from hiso.config import ConfigError
 from hiso.seeding import numpy_generator
+
+
+def check_shard_size(num_examples: int, num_clients: int, batch_size: int) -> None:
+    """Both partitions give every client num_examples // num_clients examples: that must be at
+    least one batch, or a client's batch repeats examples (or, with none, never fills)."""
+    size = num_examples // num_clients
+    if size >= batch_size:
+        return
+    most = num_examples // batch_size
+    remedy = (
+        f"use at most {most} clients or a smaller optim.batch_size"
+        if most >= 1
+        else "use a smaller optim.batch_size or more training examples"
+    )
+    raise ConfigError(
+        "federation.num_clients",
+        num_clients,
+        f"a count that leaves every client at least optim.batch_size={batch_size} examples: "
+        f"{num_examples} training examples over {num_clients} clients give {size} each; {remedy}",
+    )
 
 
 def iid_partition(num_examples: int, num_clients: int, seed: int) -> list[np.ndarray]:
@@ -29,11 +50,13 @@ def dirichlet_partition(
     shards = []
     for _ in range(num_clients):
         q = rng.dirichlet(alpha * len(classes) * prior)
+        if not np.isfinite(q).all():
+            raise ValueError(f"Dirichlet({alpha}) drew non-finite class proportions {q}")
         want = np.floor(q * size).astype(int)
         for j in np.argsort(-(q * size - want))[: size - want.sum()]:
             want[j] += 1
         take = np.minimum(want, [len(p) for p in pools])
-        while take.sum() < size:
+        for _ in range(size - int(take.sum())):  # the pools hold at least `size` examples
             left = np.array([len(p) for p in pools]) - take
             take[int(np.argmax(left))] += 1
         shard = []

@@ -38,7 +38,8 @@ CPU_FORWARD_TOKENS = 64
 
 
 class NonFiniteLossError(RuntimeError):
-    """A round produced a NaN or infinite loss or scalar under nan_policy=stop."""
+    """A round produced a NaN or infinite loss or scalar under nan_policy=stop, or
+    federation.max_skipped_rounds rounds in a row did under nan_policy=skip."""
 
 
 @dataclass
@@ -54,6 +55,8 @@ class SimulatedClient:
 
     def next_batch(self, size: int) -> list[int]:
         """The next `size` examples of the shard, reshuffled (seeded) at every pass."""
+        if len(self.indices) == 0:
+            raise ValueError(f"client {self.id} has no training examples: its shard is empty")
         out: list[int] = []
         while len(out) < size:
             if self.cursor == 0:
@@ -342,6 +345,7 @@ class Simulation:
         """Run all rounds, logging round 0 (the starting model) and every round after it."""
         f = self.cfg.federation
         start = time.perf_counter()
+        skipped = in_a_row = 0
         log(
             {
                 "round": 0,
@@ -360,14 +364,25 @@ class Simulation:
                 **self.wire.close_round(),
                 "round_time": time.perf_counter() - t0,
             }
-            if not np.isfinite(train_loss):
+            if np.isfinite(train_loss):
+                in_a_row = 0
+            else:
                 record["skipped"] = 1
+                skipped, in_a_row = skipped + 1, in_a_row + 1
             done = rnd + 1
             if done == f.rounds or (f.eval_every and done % f.eval_every == 0):
                 record.update(self.evaluate())
             record["wall_time"] = time.perf_counter() - start
             log(record)
+            if in_a_row == f.max_skipped_rounds:
+                raise NonFiniteLossError(
+                    f"rounds {done - in_a_row + 1}-{done}: {in_a_row} rounds in a row had a NaN "
+                    f"or infinite loss or scalar and were skipped (nan_policy=skip, "
+                    f"federation.max_skipped_rounds={f.max_skipped_rounds}), so the model is "
+                    f"still that of round {done - in_a_row}; lower optim.lr or change algo.mu"
+                )
         return {
             "peak_memory_bytes": peak_memory_bytes(self.device),
             "num_parameters": self.num_parameters,
+            "skipped_rounds": skipped,
         }
