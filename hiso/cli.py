@@ -1,4 +1,7 @@
-"""`hiso-run`: compose the config, validate it, build the model and task, run, summarise."""
+"""`hiso-run`: compose the config, check every input, build the model and task, run, summarise.
+
+Exit codes: 0 done, 1 a failure during a run, 2 an input error (reported in one message before
+anything heavy loads)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hiso.config import ConfigError, SetupError, register_configs, validate
 from hiso.federation.simulator import NonFiniteLossError
+from hiso.preflight import check_command, check_logger, exit_input_error, read_checked_data
 
 register_configs()
 
@@ -35,8 +39,9 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
+    data = read_checked_data(cfg)
     model, tokenizer = build_model(cfg.model, device, cfg.seed)
-    task = build_task(cfg, tokenizer)
+    task = build_task(cfg, tokenizer, data)
     simulation = Simulation(cfg, model, task, device)
     name = f"{cfg.algo.name}-{cfg.model.name}-{cfg.dataset.name}-s{cfg.seed}"
     container = OmegaConf.to_container(cfg, resolve=True)
@@ -66,22 +71,23 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
         "seconds_per_round",
     )
     shown = ", ".join(f"{k}={summary.get(k)}" for k in keys)
-    print(f"[hiso-run] {shown}; total_bytes={summary.get('total_bytes')}; outputs in {run_dir}")
+    skipped = summary.get("skipped_rounds")
+    warning = f"; {skipped} rounds skipped (NaN/inf, nan_policy=skip)" if skipped else ""
+    print(
+        f"[hiso-run] {shown}; total_bytes={summary.get('total_bytes')}{warning}; "
+        f"outputs in {run_dir}"
+    )
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def _main(cfg: DictConfig) -> float | None:
-    try:
-        validate(cfg)
-    except ConfigError as error:
-        print(f"hiso-run: invalid configuration: {error}", file=sys.stderr)
-        sys.exit(2)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
+        validate(cfg)
+        check_logger(cfg.logger)
         summary = run(cfg, run_dir)
     except SetupError as error:
-        print(f"hiso-run: {error}", file=sys.stderr)
-        sys.exit(2)
+        exit_input_error(str(error))
     except NonFiniteLossError as error:
         print(f"hiso-run: stopped: {error}; metrics so far are in {run_dir}", file=sys.stderr)
         sys.exit(1)
@@ -90,4 +96,6 @@ def _main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
+    """The console script: every job's inputs are checked before Hydra runs the first one."""
+    check_command()
     _main()
