@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 ZO_ALGORITHMS = ("hiso", "decomfl")
 FIRST_ORDER_ALGORITHMS = ("fedavg",)
@@ -176,45 +176,56 @@ def compose_config(overrides: Sequence[str], validated: bool = True) -> Any:
     return cfg
 
 
+def _section(hint: Any) -> Any:
+    """The dataclass a field holds (also inside `X | None`), else None."""
+    if dataclasses.is_dataclass(hint):
+        return hint
+    return next((arg for arg in typing.get_args(hint) if dataclasses.is_dataclass(arg)), None)
+
+
+def _no_such_field(where: str, name: str, fields: list[str]) -> str:
+    close = difflib.get_close_matches(name, fields, n=1)
+    guess = f" (did you mean {where}{close[0]}?)" if close else ""
+    return f"no such field; the fields of {where.rstrip('.') or 'the top level'} are " + (
+        ", ".join(fields) + guess
+    )
+
+
 def unknown_field(path: str) -> str | None:
     """What is allowed instead, when the dotted `path` names no field of RunConfig (inside a
     free-form mapping such as dataset.columns every key is a field); None when it is one."""
     schema: Any = RunConfig
-    parts = path.split(".")
-    for depth, name in enumerate(parts):
-        if not dataclasses.is_dataclass(schema):
+    where = ""
+    for name in path.split("."):
+        if schema is None:
             return None
         hints = typing.get_type_hints(schema)
         if name not in hints:
-            where = ".".join(parts[:depth])
-            names = list(hints)
-            close = difflib.get_close_matches(name, names, n=1)
-            return (
-                f"no such field; the fields of {where or 'the top level'} are "
-                + ", ".join(names)
-                + (f" (did you mean {'.'.join([*parts[:depth], close[0]])}?)" if close else "")
-            )
-        schema = hints[name]
+            return _no_such_field(where, name, list(hints))
+        schema, where = _section(hints[name]), f"{where}{name}."
     return None
 
 
-def check_schema(cfg: DictConfig, schema: Any = RunConfig, prefix: str = "") -> None:
+def check_schema(cfg: DictConfig, schema: Any = RunConfig, where: str = "") -> None:
     """Every key of `cfg` is a field of `schema` (however it was added: `+key=value` included),
-    no field is left unset (???), and every float is finite; nested sections are walked, so a
-    field added to the schema is covered without naming it here."""
+    no field is left unset (???), and every float is finite (in lists too); nested sections are
+    walked, so a field added to the schema is covered without naming it here."""
     hints = typing.get_type_hints(schema)
     for key in cfg:
-        path = f"{prefix}{key}"
+        path = f"{where}{key}"
         if key not in hints:
-            allowed = unknown_field(path)
-            raise ConfigError(path, OmegaConf.to_container(cfg)[key], allowed or "no such field")
+            value = OmegaConf.to_container(cfg)[key]
+            raise ConfigError(path, value, _no_such_field(where, str(key), list(hints)))
         if OmegaConf.is_missing(cfg, key):
             raise ConfigError(path, "???", "a value: this field has no default")
         value = cfg[key]
-        if dataclasses.is_dataclass(hints[key]) and isinstance(value, DictConfig):
-            check_schema(value, hints[key], f"{path}.")
-        elif isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(path, value, "a finite number")
+        section = _section(hints[key])
+        if section is not None and isinstance(value, DictConfig):
+            check_schema(value, section, f"{path}.")
+        items = enumerate(value) if isinstance(value, ListConfig) else [(None, value)]
+        for i, item in items:
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ConfigError(path if i is None else f"{path}[{i}]", item, "a finite number")
 
 
 def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
