@@ -4,16 +4,26 @@ in-process (the model builder replaced by one that fails the test); a few run re
 
 from __future__ import annotations
 
+import math
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest
+from omegaconf import OmegaConf, open_dict
 
 from hiso import cli, preflight
-from hiso.config import ConfigError, LoggerConfig
+from hiso.config import AlgoConfig, ConfigError, LoggerConfig, check_schema
+from hiso.data.partition import dirichlet_partition
+from hiso.federation.simulator import SimulatedClient
+from hiso.tasks import read_task_data
+
+from configs import digits_config
 
 HISO_RUN = str(Path(sys.executable).parent / "hiso-run")
 DIGITS = ("+experiment=digits", "logger=none", "federation.rounds=2")
@@ -303,6 +313,70 @@ def test_unwritable_output_directory(tmp_path: Path) -> None:
     locked.mkdir(mode=0o500)
     with pytest.raises(ConfigError, match="not writable"):
         preflight.check_output_dir("hydra.run.dir", locked / "run")
+
+
+@dataclass
+class LoraLike:
+    r: int = 0
+    alpha: float = 16.0
+
+
+@dataclass
+class AlgoWithMore(AlgoConfig):
+    """AlgoConfig as another stream extends it: fields the checks do not name."""
+
+    server_tau: float = 1e-8
+    lora: LoraLike | None = field(default_factory=LoraLike)
+
+
+def test_the_schema_walk_covers_fields_it_does_not_name() -> None:
+    cfg = OmegaConf.structured(AlgoWithMore)
+    check_schema(cfg, AlgoWithMore, "algo.")
+    for key, value, named in (
+        ("server_tau", math.nan, "algo.server_tau=nan"),
+        ("lora.alpha", math.inf, "algo.lora.alpha=inf"),
+    ):
+        bad = cfg.copy()
+        OmegaConf.update(bad, key, value)
+        with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+            check_schema(bad, AlgoWithMore, "algo.")
+    with open_dict(cfg.lora):
+        cfg.lora.dropout = 0.1
+    with pytest.raises(
+        ConfigError, match=r"algo\.lora\.dropout=0\.1.*fields of algo\.lora are r, alpha"
+    ):
+        check_schema(cfg, AlgoWithMore, "algo.")
+
+
+def test_max_train_and_max_test_cut_the_digits() -> None:
+    data = read_task_data(digits_config("dataset.max_train=100", "dataset.max_test=50"))
+    assert data.num_train == 100 and len(data.test[1]) == 50
+    assert read_task_data(digits_config()).num_train == 1437
+
+
+@pytest.fixture
+def seconds_left() -> Iterator[None]:
+    """Fail a test that is still running after 10 s instead of letting it wait forever."""
+
+    def stop(*_: object) -> None:
+        raise TimeoutError("still waiting after 10 s")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(10)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_client_without_examples_fails_instead_of_waiting(seconds_left: None) -> None:
+    with pytest.raises(ValueError, match="client 3 has no training examples"):
+        SimulatedClient(3, np.empty(0, dtype=np.int64), run_seed=0).next_batch(8)
+
+
+def test_a_non_finite_dirichlet_draw_fails_instead_of_waiting(seconds_left: None) -> None:
+    labels = np.arange(40) % 4
+    with pytest.raises(ValueError, match="non-finite class proportions"):
+        dirichlet_partition(labels, num_clients=4, alpha=math.nan, seed=0)
 
 
 # ---- real processes: the exit codes as a shell sees them ----
