@@ -27,12 +27,17 @@ INPUT_ERROR = 2
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
-def read_checked_data(cfg: Any) -> Any:
+def read_checked_data(cfg: Any, already_read: dict[str, Any] | None = None) -> Any:
     """The task's examples, read and checked, for a client split that gives every client at
-    least one batch."""
+    least one batch. `already_read` keeps what was read per dataset section, so that the jobs of
+    a sweep over other fields read their data once."""
     from hiso.tasks import read_task_data
 
-    data = read_task_data(cfg)
+    already_read = {} if already_read is None else already_read
+    key = OmegaConf.to_yaml(cfg.dataset) + cfg.model.name  # the template may depend on the model
+    if key not in already_read:
+        already_read[key] = read_task_data(cfg)
+    data = already_read[key]
     check_shard_size(data.num_train, cfg.federation.num_clients, cfg.optim.batch_size)
     return data
 
@@ -70,9 +75,9 @@ def check_output_dir(key: str, path: Path) -> None:
         raise ConfigError(key, str(path), f"a writable directory: {existing} is not writable")
 
 
-def check_job(cfg: DictConfig, data_checked: dict[str, Any]) -> None:
+def check_job(cfg: DictConfig, already_read: dict[str, Any]) -> None:
     """Check one composed job (with its hydra node): config, output directory, logger, data and
-    shards. `data_checked` maps a dataset section already read to its example count."""
+    shards (see read_checked_data for `already_read`)."""
     task = copy.deepcopy(cfg)
     with open_dict(task):
         del task["hydra"]
@@ -82,13 +87,7 @@ def check_job(cfg: DictConfig, data_checked: dict[str, Any]) -> None:
     else:
         check_output_dir("hydra.run.dir", Path(cfg.hydra.run.dir))
     check_logger(task.logger)
-    key = OmegaConf.to_yaml(task.dataset) + task.model.name
-    if key not in data_checked:
-        from hiso.tasks import read_task_data
-
-        data_checked[key] = read_task_data(task).num_train
-    f = task.federation
-    check_shard_size(data_checked[key], f.num_clients, task.optim.batch_size)
+    read_checked_data(task, already_read)
 
 
 def compose_jobs(args: Any) -> list[DictConfig]:
@@ -184,9 +183,9 @@ def check_command() -> None:
         jobs = compose_jobs(args)
         if args.cfg:
             return
-        data_checked: dict[str, Any] = {}
+        already_read: dict[str, Any] = {}
         for cfg in jobs:
-            check_job(cfg, data_checked)
+            check_job(cfg, already_read)
     except (SetupError, HydraException, OmegaConfBaseException) as error:
         exit_input_error(describe(error, args.overrides))
 
