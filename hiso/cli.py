@@ -42,7 +42,7 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
     data = read_checked_data(cfg)
     model, tokenizer = build_model(cfg.model, device, cfg.seed)
     task = build_task(cfg, tokenizer, data)
-    simulation = Simulation(cfg, model, task, device)
+    simulation = Simulation(cfg, model, task, device, run_dir / "best-model.pt")
     name = f"{cfg.algo.name}-{cfg.model.name}-{cfg.dataset.name}-s{cfg.seed}"
     container = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(container, dict)
@@ -64,9 +64,11 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
 
 def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     keys = (
-        "initial_accuracy",
-        "final_accuracy",
-        "best_accuracy",
+        "initial_test_accuracy",
+        "final_test_accuracy",
+        "best_val_accuracy",
+        "best_round",
+        "test_accuracy_at_best",
         "rounds_to_target",
         "seconds_per_round",
     )
@@ -92,7 +94,7 @@ def _main(cfg: DictConfig) -> float | None:
         print(f"hiso-run: stopped: {error}; metrics so far are in {run_dir}", file=sys.stderr)
         sys.exit(1)
     _print_summary(summary, run_dir)
-    return summary.get("final_accuracy")
+    return summary.get("best_val_accuracy")
 
 
 def main() -> None:

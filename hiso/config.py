@@ -85,6 +85,9 @@ class FederationConfig:
     concat_clients: bool = True
     # split each evaluated batch into forwards of similar length: auto, off, or at most N forwards
     length_buckets: str = "auto"
+    # also score the test split every N rounds (0: only at round 0, the last round and the model
+    # of the best validation round); the validation split is scored every eval_every rounds
+    test_every: int = 0
     # nan_policy=skip: stop after this many consecutive skipped (NaN/inf) rounds
     max_skipped_rounds: int = 5
 
@@ -132,6 +135,10 @@ class DatasetConfig:
     max_length: int = 64
     max_train: int | None = None
     max_test: int | None = None
+    # examples carved from the training data for model selection (best round, learning rate):
+    # null = min(500, 10% of them), 0 = none; drawn by a generator seeded by validation_seed
+    validation_size: int | None = None
+    validation_seed: int = 0
     eval_batch_size: int = 64
     generation_tokens: int = 16
 
@@ -286,6 +293,10 @@ def validate(cfg: Any) -> None:
         raise ConfigError(
             "federation.length_buckets", f.length_buckets, "auto, off or an integer >= 1"
         )
+    if f.test_every < 0:
+        raise ConfigError(
+            "federation.test_every", f.test_every, "an integer >= 0 (0: only at the end)"
+        )
     _positive("federation.dirichlet_alpha", f.dirichlet_alpha)
     _at_least("federation.max_skipped_rounds", f.max_skipped_rounds, 1)
     if f.target_accuracy is not None and not 0.0 < f.target_accuracy <= 1.0:
@@ -300,6 +311,10 @@ def validate(cfg: Any) -> None:
             m.kind,
             f"'cnn' for vision and 'hf' for text datasets (dataset {d.name!r} is {d.kind})",
         )
+    if d.validation_size is not None and d.validation_size < 0:
+        raise ConfigError(
+            "dataset.validation_size", d.validation_size, "null (automatic) or an integer >= 0"
+        )
     _at_least("dataset.max_length", d.max_length, 1)
     _at_least("dataset.eval_batch_size", d.eval_batch_size, 1)
     _at_least("dataset.generation_tokens", d.generation_tokens, 1)
@@ -310,8 +325,9 @@ def validate(cfg: Any) -> None:
     _at_least("model.hidden", m.hidden, 1)
     _choice("logger.wandb", lg.wandb, ("offline", "online", "disabled"))
     _choice("nan_policy", cfg.nan_policy, ("stop", "skip"))
-    if not 0 <= cfg.seed <= MAX_SEED:
-        raise ConfigError("seed", cfg.seed, f"an integer from 0 to {MAX_SEED} (2^64 - 1)")
+    for key, seed in (("seed", cfg.seed), ("dataset.validation_seed", d.validation_seed)):
+        if not 0 <= seed <= MAX_SEED:
+            raise ConfigError(key, seed, f"an integer from 0 to {MAX_SEED} (2^64 - 1)")
     if cfg.threads is not None and cfg.threads < 1:
         raise ConfigError("threads", cfg.threads, "null (torch's default) or an integer >= 1")
     if cfg.device not in ("auto", "cpu") and not str(cfg.device).startswith("cuda"):

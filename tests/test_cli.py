@@ -40,16 +40,18 @@ def test_end_to_end_writes_metrics_summary_plot_and_wandb(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr[-3000:]
     rows = read_jsonl(run_dir / "metrics.jsonl")
     assert [r["round"] for r in rows] == list(range(21))
-    assert all("test_accuracy" in rows[i] for i in (0, 10, 20))
+    assert all("val_accuracy" in rows[i] for i in (0, 10, 20))
+    assert [r["round"] for r in rows if "test_accuracy" in r] == [0, 20]
     assert rows[20]["cumulative_bytes"] > 0 and rows[20]["train_loss"] > 0
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["final_accuracy"] == rows[20]["test_accuracy"]
+    assert summary["final_test_accuracy"] == rows[20]["test_accuracy"]
+    assert summary["best_val_accuracy"] == max(rows[i]["val_accuracy"] for i in (0, 10, 20))
     assert summary["total_bytes"] == rows[20]["cumulative_bytes"]
     assert summary["algorithm"] == "hiso" and summary["peak_memory_bytes"] > 0
     assert (run_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     history = read_wandb_offline_history(run_dir / "wandb")
     assert history == rows
-    assert "final_accuracy" in result.stdout
+    assert "final_test_accuracy" in result.stdout
 
 
 def test_help_config_printing_and_multirun(tmp_path: Path) -> None:

@@ -70,6 +70,11 @@ CASES = [
     Case("range-max-test", (*DIGITS, "dataset.max_test=-70"), ("max_test=-70", ">= 1")),
     Case("range-seed", (*DIGITS, "seed=-1"), ("seed=-1", "from 0 to")),
     Case(
+        "range-validation",
+        (*DIGITS, "dataset.validation_size=5000"),
+        ("validation_size=5000", "fewer than the 1437 training examples"),
+    ),
+    Case(
         "range-skipped",
         (*DIGITS, "federation.max_skipped_rounds=0"),
         ("max_skipped_rounds=0", ">= 1"),
@@ -196,17 +201,17 @@ CASES = [
     Case(
         "shards-digits",
         (*DIGITS, "federation.num_clients=1000", "federation.clients_per_round=2"),
-        ("num_clients=1000", "1437 training examples over 1000 clients", "at most 44"),
+        ("num_clients=1000", "1294 training examples", "over 1000 clients", "at most 40"),
     ),
     Case(
         "shards-max-train",
         (*DIGITS, "dataset.max_train=4"),
-        ("num_clients=8", "4 training examples over 8 clients give 0 each"),
+        ("num_clients=8", "4 training examples", "over 8 clients give 0 each"),
     ),
     Case(
         "shards-text",
         (*TEXT, "federation.num_clients=6", "optim.batch_size=4"),
-        ("num_clients=6", "8 training examples over 6 clients give 1 each", "at most 2"),
+        ("num_clients=6", "8 training examples", "over 6 clients give 1 each", "at most 2"),
     ),
     # output directory and logger
     Case(
@@ -224,7 +229,7 @@ CASES = [
     Case(
         "multirun-shards",
         ("-m", *DIGITS, "federation.num_clients=4,1000"),
-        ("num_clients=1000", "1437 training examples"),
+        ("num_clients=1000", "1294 training examples"),
     ),
     Case("multirun-typo", ("-m", *DIGITS, "optim.lrr=1,2"), ("optim.lrr='1,2'", "no such field")),
     Case("multirun-group", ("-m", *DIGITS, "algo=hiso,sgd"), ("algo/sgd",)),
@@ -350,8 +355,10 @@ def test_the_schema_walk_covers_fields_it_does_not_name() -> None:
 
 def test_max_train_and_max_test_cut_the_digits() -> None:
     data = read_task_data(digits_config("dataset.max_train=100", "dataset.max_test=50"))
-    assert data.num_train == 100 and len(data.test[1]) == 50
-    assert read_task_data(digits_config()).num_train == 1437
+    assert data.num_train + len(data.heldout["validation"][1]) == 100
+    assert len(data.heldout["test"][1]) == 50
+    data = read_task_data(digits_config("dataset.validation_size=0"))
+    assert data.num_train == 1437 and len(data.heldout["test"][1]) == 360
 
 
 @pytest.fixture

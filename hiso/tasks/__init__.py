@@ -18,13 +18,14 @@ VISION_DATASETS = ("digits",)
 
 
 def read_task_data(cfg: RunConfig) -> ImageData | TextData:
-    """The task's examples, read and checked (name, template, files, columns, labels) and cut to
-    dataset.max_train / max_test; nothing here loads a model or tokenises."""
+    """The task's examples, read and checked (name, template, files, columns, labels), cut to
+    dataset.max_train / max_test, the validation split carved from the training examples;
+    nothing here loads a model or tokenises."""
     d = cfg.dataset
     if d.kind == "vision":
         if d.name not in VISION_DATASETS:
             raise ConfigError("dataset.name", d.name, "one of " + ", ".join(VISION_DATASETS))
-        return read_digits(d.max_train, d.max_test)
+        return read_digits(d.max_train, d.max_test, d.validation_size, d.validation_seed)
     from hiso.tasks.text import read_text_data
 
     return read_text_data(d, cfg.model.name)

@@ -1,5 +1,5 @@
 """What the federation needs from a task: examples to split over clients, a per-example loss on
-any batch of them, and a deterministic evaluation on the held-out split."""
+any batch of them, and a deterministic evaluation on each held-out split (validation, test)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ from torch import nn
 Batch = dict[str, torch.Tensor]
 
 
+HeldOut = str  # "validation" (carved from the training data, for selection) or "test" (reported)
+
+
 class Task(ABC):
-    """A supervised task over a fixed training set and a fixed held-out set.
+    """A supervised task over a fixed training set and fixed held-out splits.
 
     `loss` returns one loss per example so the simulator can evaluate several clients' batches in
     one concatenated forward and split the result back per client. It never calls backward; the
@@ -44,6 +47,10 @@ class Task(ABC):
         """Per-example training loss, shape [len(batch)], float32."""
 
     @abstractmethod
-    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
-        """Deterministic metrics on the whole held-out split: at least `test_loss` and
-        `test_accuracy` (for generative tasks `test_accuracy` is the task's score, e.g. F1)."""
+    def heldout_splits(self) -> tuple[HeldOut, ...]:
+        """The held-out splits this task holds: "test", and "validation" unless it is empty."""
+
+    @abstractmethod
+    def evaluate(self, model: nn.Module, device: torch.device, split: HeldOut) -> dict[str, float]:
+        """Deterministic metrics on the whole held-out `split`: at least `loss` and `accuracy`
+        (for generative tasks `accuracy` is the task's score, e.g. F1)."""

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from hiso.tasks.base import Batch, Task
+from hiso.tasks.base import Batch, HeldOut, Task
 from hiso.tasks.templates import Template, encode_prompts, left_pad, lm_logits
 
 IGNORE = -100
@@ -63,7 +63,7 @@ class SquadTask(Task):
         template: Template,
         tokenizer: PreTrainedTokenizerBase,
         train: Sequence[Mapping[str, Any]],
-        test: Sequence[Mapping[str, Any]],
+        heldout: Mapping[HeldOut, Sequence[Mapping[str, Any]]],
         max_length: int,
         eval_batch_size: int,
         generation_tokens: int,
@@ -72,11 +72,15 @@ class SquadTask(Task):
         self.eval_batch_size = eval_batch_size
         self.generation_tokens = generation_tokens
         self._train = self._encode(template, train, max_length)
-        # the held-out split in order of prompt length, so evaluation batches carry little padding
-        test_pairs = self._encode(template, test, max_length)
-        order = np.argsort([len(p) for p, _ in test_pairs], kind="stable")
-        self._test = [test_pairs[i] for i in order]
-        self._test_golds = [gold_answers(test[i]["answers"]) for i in order]
+        # each held-out split in order of prompt length, so evaluation batches carry little padding
+        self._heldout: dict[HeldOut, tuple[list[tuple[list[int], list[int]]], list[list[str]]]] = {}
+        for split, examples in heldout.items():
+            if not examples:
+                continue
+            pairs = self._encode(template, examples, max_length)
+            order = np.argsort([len(p) for p, _ in pairs], kind="stable")
+            golds = [gold_answers(examples[i]["answers"]) for i in order]
+            self._heldout[split] = ([pairs[i] for i in order], golds)
         end = tokenizer(ANSWER_END, add_special_tokens=False)["input_ids"]
         self._stop_ids = [tokenizer.eos_token_id, *(end if len(end) == 1 else [])]
 
@@ -94,6 +98,9 @@ class SquadTask(Task):
 
     def train_labels(self) -> np.ndarray | None:
         return None
+
+    def heldout_splits(self) -> tuple[HeldOut, ...]:
+        return tuple(self._heldout)
 
     def lengths(self, indices: Sequence[int]) -> np.ndarray | None:
         return np.array([len(p) + len(a) for p, a in (self._train[i] for i in indices)])
@@ -140,13 +147,14 @@ class SquadTask(Task):
         return [t.split(ANSWER_END, 1)[0].strip() for t in texts]
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, device: torch.device, split: HeldOut) -> dict[str, float]:
+        examples, all_golds = self._heldout[split]
         loss_sum = f1_sum = 0.0
-        for start in range(0, len(self._test), self.eval_batch_size):
-            pairs = self._test[start : start + self.eval_batch_size]
+        for start in range(0, len(examples), self.eval_batch_size):
+            pairs = examples[start : start + self.eval_batch_size]
             loss_sum += float(self.loss(model, self._collate(pairs, device)).sum())
             predictions = self.generate(model, [p for p, _ in pairs], device)
-            golds = self._test_golds[start : start + len(pairs)]
+            golds = all_golds[start : start + len(pairs)]
             f1_sum += sum(squad_f1(p, g) for p, g in zip(predictions, golds, strict=True))
-        n = len(self._test)
-        return {"test_loss": loss_sum / n, "test_accuracy": f1_sum / n, "test_f1": f1_sum / n}
+        n = len(examples)
+        return {"loss": loss_sum / n, "accuracy": f1_sum / n, "f1": f1_sum / n}

@@ -15,7 +15,8 @@ from transformers import PreTrainedTokenizerBase
 
 from hiso.config import ConfigError, DatasetConfig
 from hiso.data.sources import load_examples
-from hiso.tasks.base import Batch, Task
+from hiso.data.validation import carve_validation
+from hiso.tasks.base import Batch, HeldOut, Task
 from hiso.tasks.squad import SquadTask
 from hiso.tasks.templates import (
     TEMPLATES,
@@ -76,11 +77,12 @@ def resolve_template(cfg: DatasetConfig, model_name: str) -> Template:
 
 @dataclass(frozen=True)
 class TextData:
-    """A text task's template and its checked examples (labels as class ids), not tokenised."""
+    """A text task's template and its checked examples (labels as class ids), not tokenised:
+    the training examples left after carving the validation split, and the held-out splits."""
 
     template: Template
     train: list[dict[str, Any]]
-    test: list[dict[str, Any]]
+    heldout: dict[HeldOut, list[dict[str, Any]]]
     generative: bool
 
     @property
@@ -89,11 +91,15 @@ class TextData:
 
 
 def read_text_data(cfg: DatasetConfig, model_name: str) -> TextData:
-    """The dataset's template (checked against its fields) and examples, read and checked."""
+    """The dataset's template (checked against its fields) and examples, read and checked, with
+    the validation split carved from the training examples."""
     spec = _spec(cfg)
     template = resolve_template(cfg, model_name)
-    train, test = load_examples(cfg, spec.fields, spec.label_names)
-    return TextData(template, train, test, generative=spec.label_names is None)
+    examples, test = load_examples(cfg, spec.fields, spec.label_names)
+    kept, carved = carve_validation(len(examples), cfg.validation_size, cfg.validation_seed)
+    train = [examples[i] for i in kept]
+    heldout = {"validation": [examples[i] for i in carved], "test": test}
+    return TextData(template, train, heldout, generative=spec.label_names is None)
 
 
 def build_text_task(
@@ -110,13 +116,13 @@ def build_text_task(
             data.template,
             tokenizer,
             data.train,
-            data.test,
+            data.heldout,
             cfg.max_length,
             cfg.eval_batch_size,
             cfg.generation_tokens,
         )
     return LabelWordTask(
-        data.template, tokenizer, data.train, data.test, cfg.max_length, cfg.eval_batch_size
+        data.template, tokenizer, data.train, data.heldout, cfg.max_length, cfg.eval_batch_size
     )
 
 
@@ -135,7 +141,7 @@ class LabelWordTask(Task):
         template: Template,
         tokenizer: PreTrainedTokenizerBase,
         train: Sequence[Mapping[str, Any]],
-        test: Sequence[Mapping[str, Any]],
+        heldout: Mapping[HeldOut, Sequence[Mapping[str, Any]]],
         max_length: int,
         eval_batch_size: int,
     ) -> None:
@@ -145,11 +151,15 @@ class LabelWordTask(Task):
         self.label_ids = torch.tensor(label_token_ids(template, tokenizer))
         self._train = encode_prompts(template, train, tokenizer, max_length)
         self._train_labels = np.array([e["label"] for e in train], dtype=np.int64)
-        # the held-out split in order of length, so evaluation batches carry little padding
-        test_prompts = encode_prompts(template, test, tokenizer, max_length)
-        order = np.argsort([len(p) for p in test_prompts], kind="stable")
-        self._test = [test_prompts[i] for i in order]
-        self._test_labels = np.array([test[i]["label"] for i in order], dtype=np.int64)
+        # each held-out split in order of length, so evaluation batches carry little padding
+        self._heldout: dict[HeldOut, tuple[list[list[int]], np.ndarray]] = {}
+        for split, examples in heldout.items():
+            if not examples:
+                continue
+            prompts = encode_prompts(template, examples, tokenizer, max_length)
+            order = np.argsort([len(p) for p in prompts], kind="stable")
+            labels = np.array([examples[i]["label"] for i in order], dtype=np.int64)
+            self._heldout[split] = ([prompts[i] for i in order], labels)
 
     @property
     def num_train(self) -> int:
@@ -157,6 +167,9 @@ class LabelWordTask(Task):
 
     def train_labels(self) -> np.ndarray | None:
         return self._train_labels
+
+    def heldout_splits(self) -> tuple[HeldOut, ...]:
+        return tuple(self._heldout)
 
     def lengths(self, indices: Sequence[int]) -> np.ndarray | None:
         return np.array([len(self._train[i]) for i in indices], dtype=np.int64)
@@ -187,13 +200,14 @@ class LabelWordTask(Task):
         return F.cross_entropy(self.label_logits(model, batch), batch["labels"], reduction="none")
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, device: torch.device, split: HeldOut) -> dict[str, float]:
+        prompts, labels = self._heldout[split]
         loss_sum = correct = 0.0
-        for start in range(0, len(self._test), self.eval_batch_size):
+        for start in range(0, len(prompts), self.eval_batch_size):
             stop = start + self.eval_batch_size
-            batch = self._collate(self._test[start:stop], self._test_labels[start:stop], device)
+            batch = self._collate(prompts[start:stop], labels[start:stop], device)
             logits = self.label_logits(model, batch)
             loss_sum += float(F.cross_entropy(logits, batch["labels"], reduction="sum"))
             correct += float((logits.argmax(1) == batch["labels"]).sum())
-        n = len(self._test)
-        return {"test_loss": loss_sum / n, "test_accuracy": correct / n}
+        n = len(prompts)
+        return {"loss": loss_sum / n, "accuracy": correct / n}

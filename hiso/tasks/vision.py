@@ -12,18 +12,22 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from hiso.tasks.base import Batch, Task
+from hiso.data.validation import carve_validation
+from hiso.tasks.base import Batch, HeldOut, Task
 
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0
 
 
+Images = tuple[np.ndarray, np.ndarray]  # (images, class ids)
+
+
 @dataclass(frozen=True)
 class ImageData:
-    """(images, labels) of the training and held-out splits."""
+    """The training images left after carving the validation split, and the held-out splits."""
 
-    train: tuple[np.ndarray, np.ndarray]
-    test: tuple[np.ndarray, np.ndarray]
+    train: Images
+    heldout: dict[HeldOut, Images]
 
     @property
     def num_train(self) -> int:
@@ -34,8 +38,11 @@ class ImageClassification(Task):
     def __init__(self, data: ImageData, eval_batch_size: int) -> None:
         self._train_x = torch.as_tensor(data.train[0], dtype=torch.float32)
         self._train_y = torch.as_tensor(data.train[1], dtype=torch.long)
-        self._test_x = torch.as_tensor(data.test[0], dtype=torch.float32)
-        self._test_y = torch.as_tensor(data.test[1], dtype=torch.long)
+        self._heldout = {
+            split: (torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long))
+            for split, (x, y) in data.heldout.items()
+            if len(y)
+        }
         self.eval_batch_size = eval_batch_size
 
     @property
@@ -44,6 +51,9 @@ class ImageClassification(Task):
 
     def train_labels(self) -> np.ndarray:
         return self._train_y.numpy()
+
+    def heldout_splits(self) -> tuple[HeldOut, ...]:
+        return tuple(self._heldout)
 
     def batch(self, indices: Sequence[int], device: torch.device) -> Batch:
         index = torch.as_tensor(indices, dtype=torch.long)
@@ -57,21 +67,28 @@ class ImageClassification(Task):
         return F.cross_entropy(logits, batch["labels"], reduction="none")
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, device: torch.device, split: HeldOut) -> dict[str, float]:
+        images, labels = self._heldout[split]
         total_loss, correct = 0.0, 0
-        for start in range(0, len(self._test_y), self.eval_batch_size):
-            x = self._test_x[start : start + self.eval_batch_size].to(device)
-            y = self._test_y[start : start + self.eval_batch_size].to(device)
+        for start in range(0, len(labels), self.eval_batch_size):
+            x = images[start : start + self.eval_batch_size].to(device)
+            y = labels[start : start + self.eval_batch_size].to(device)
             logits = model(x).float()
             total_loss += F.cross_entropy(logits, y, reduction="sum").item()
             correct += int((logits.argmax(dim=1) == y).sum())
-        n = len(self._test_y)
-        return {"test_loss": total_loss / n, "test_accuracy": correct / n}
+        n = len(labels)
+        return {"loss": total_loss / n, "accuracy": correct / n}
 
 
-def read_digits(max_train: int | None = None, max_test: int | None = None) -> ImageData:
-    """The digits scaled to [0, 1], with a fixed stratified 80/20 train/test split, each split
-    cut to its first max_train / max_test images."""
+def read_digits(
+    max_train: int | None = None,
+    max_test: int | None = None,
+    validation_size: int | None = None,
+    validation_seed: int = 0,
+) -> ImageData:
+    """The digits scaled to [0, 1], with a fixed stratified 80/20 train/test split, each cut to
+    its first max_train / max_test images; the validation split is carved from the training
+    images (dataset.validation_size)."""
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float32)[:, None]
     x_train, x_test, y_train, y_test = train_test_split(
@@ -81,6 +98,12 @@ def read_digits(max_train: int | None = None, max_test: int | None = None) -> Im
         random_state=DIGITS_SPLIT_SEED,
         stratify=digits.target,
     )
+    x_train, y_train = x_train[:max_train], y_train[:max_train]
+    kept, carved = carve_validation(len(y_train), validation_size, validation_seed)
     return ImageData(
-        (x_train[:max_train], y_train[:max_train]), (x_test[:max_test], y_test[:max_test])
+        (x_train[kept], y_train[kept]),
+        {
+            "validation": (x_train[carved], y_train[carved]),
+            "test": (x_test[:max_test], y_test[:max_test]),
+        },
     )

@@ -14,16 +14,18 @@ from hiso.tracking.records import human_bytes
 # (x key, y key) of the 2x2 panels, row by row
 _PANELS = (
     ("round", "train_loss"),
-    ("round", "test_accuracy"),
+    ("round", "accuracy"),
     ("cumulative_bytes", "train_loss"),
-    ("cumulative_bytes", "test_accuracy"),
+    ("cumulative_bytes", "accuracy"),
 )
 _LABELS = {
     "round": "round",
     "cumulative_bytes": "cumulative bytes (uplink + downlink)",
     "train_loss": "train loss",
-    "test_accuracy": "test accuracy",
+    "accuracy": "accuracy (validation: line, test: squares)",
 }
+# the series an accuracy panel draws: (metric key, marker, line style)
+_ACCURACY_SERIES = (("val_accuracy", "o", "-"), ("test_accuracy", "s", ":"))
 
 
 def _points(history: list[dict], x: str, y: str) -> tuple[list[float], list[float]]:
@@ -46,7 +48,7 @@ def _style(ax: Axes, x: str, y: str) -> None:
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: human_bytes(value)))
         ax.xaxis.set_minor_formatter(NullFormatter())
-    if y == "test_accuracy":
+    if y == "accuracy":
         ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
 
 
@@ -55,10 +57,21 @@ def _draw(runs: dict[str, list[dict]], out_png: Path, title: str, legend: bool) 
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, 2)
     for ax, (x, y) in zip(axes.flat, _PANELS, strict=True):
-        for label, history in runs.items():
-            xs, ys = _points(history, x, y)
-            marker = "o" if y == "test_accuracy" else None
-            ax.plot(xs, ys, marker=marker, markersize=3, linewidth=1.2, label=label)
+        for colour, (label, history) in enumerate(runs.items()):
+            series = _ACCURACY_SERIES if y == "accuracy" else ((y, None, "-"),)
+            for key, marker, style in series:
+                xs, ys = _points(history, x, key)
+                if xs:
+                    ax.plot(
+                        xs,
+                        ys,
+                        marker=marker,
+                        linestyle=style,
+                        markersize=3,
+                        linewidth=1.2,
+                        color=f"C{colour}",
+                        label=label if key == series[0][0] or y != "accuracy" else None,
+                    )
         _style(ax, x, y)
     if legend:
         axes[0, 1].legend(fontsize="small")

@@ -52,34 +52,53 @@ def _last(history: list[dict], key: str) -> float | int | None:
     return next((r[key] for r in reversed(history) if _finite(r.get(key))), None)
 
 
+def _scored(history: list[dict], key: str) -> list[dict]:
+    return [r for r in history if _finite(r.get(key))]
+
+
 def summarize(history: list[dict], target_accuracy: float | None) -> dict:
     """Summarise a run's per-round records (accuracy, rounds to target, time and bytes).
 
-    Missing or non-finite values are skipped; a quantity with no value at all is None.
+    Selection uses the validation split: `best_val_accuracy` and `best_round` are its maximum
+    (the first round reaching it), `rounds_to_target` the first round whose validation accuracy
+    reaches the target (the test split stands in only when the run has no validation split, and
+    `target_split` says so). Test figures are reported, never selected on. Missing or non-finite
+    values are skipped; a quantity with no value at all is None.
     """
-    evals = [r for r in history if _finite(r.get("test_accuracy"))]
-    best = max(evals, key=lambda r: r["test_accuracy"], default=None)
+    vals = _scored(history, "val_accuracy")
+    tests = _scored(history, "test_accuracy")
+    last_round = history[-1]["round"] if history else 0
+    best = max(vals, key=lambda r: r["val_accuracy"], default=None)
+    target_key, target_rows = ("val_accuracy", vals) if vals else ("test_accuracy", tests)
     reached = (
         None
         if target_accuracy is None
-        else next((r["round"] for r in evals if r["test_accuracy"] >= target_accuracy), None)
+        else next((r["round"] for r in target_rows if r[target_key] >= target_accuracy), None)
     )
     round_times = [
         r["round_time"] for r in history if r["round"] >= 1 and _finite(r.get("round_time"))
     ]
+
+    def at(rows: list[dict], key: str, rnd: int) -> float | None:
+        return next((r[key] for r in rows if r["round"] == rnd), None)
+
     return {
-        "initial_accuracy": evals[0]["test_accuracy"] if evals and evals[0]["round"] == 0 else None,
-        "final_accuracy": evals[-1]["test_accuracy"] if evals else None,
-        "best_accuracy": best["test_accuracy"] if best else None,
+        "selection_split": "validation" if vals else None,
+        "initial_val_accuracy": at(vals, "val_accuracy", 0),
+        "initial_test_accuracy": at(tests, "test_accuracy", 0),
+        "final_val_accuracy": at(vals, "val_accuracy", last_round),
+        "final_test_accuracy": at(tests, "test_accuracy", last_round),
+        "best_val_accuracy": best["val_accuracy"] if best else None,
         "best_round": best["round"] if best else None,
         "rounds_to_target": reached,
         "target_accuracy": target_accuracy,
+        "target_split": None if target_accuracy is None else target_key.removesuffix("_accuracy"),
         "seconds_per_round": statistics.median(round_times) if round_times else None,
         "total_seconds": _last(history, "wall_time"),
         "total_bytes": _last(history, "cumulative_bytes"),
         "total_uplink_bytes": _last(history, "cumulative_uplink_bytes"),
         "total_downlink_bytes": _last(history, "cumulative_downlink_bytes"),
-        "rounds": history[-1]["round"] if history else 0,
-        "final_test_loss": _last(history, "test_loss"),
+        "rounds": last_round,
+        "final_test_loss": at(tests, "test_loss", last_round),
         "final_train_loss": _last(history, "train_loss"),
     }

@@ -30,6 +30,7 @@ _WANDB_SETTINGS = {
     "save_code": False,
 }
 _POSTFIX = ("loss", "acc", "bytes")
+_SCORES = ("val_", "test_")
 
 
 class Tracker:
@@ -94,16 +95,17 @@ class Tracker:
     def _show(self, bar: tqdm, record: dict) -> None:
         if record.get("train_loss") is not None:
             self._postfix["loss"] = f"{record['train_loss']:.4g}"
-        if record.get("test_accuracy") is not None:
-            self._postfix["acc"] = f"{record['test_accuracy']:.2%}"
+        accuracy = record.get("val_accuracy", record.get("test_accuracy"))
+        if accuracy is not None:
+            self._postfix["acc"] = f"{accuracy:.2%}"
         if record.get("cumulative_bytes") is not None:
             self._postfix["bytes"] = human_bytes(record["cumulative_bytes"])
         shown = [f"{key}={self._postfix[key]}" for key in _POSTFIX if key in self._postfix]
         bar.set_postfix_str(", ".join(shown), refresh=False)
         bar.update(record["round"] - bar.n)
-        tests = {k: v for k, v in record.items() if k.startswith("test_") and v is not None}
-        if tests:
-            values = "  ".join(f"{k} {v:.4f}" for k, v in tests.items())
+        scores = {k: v for k, v in record.items() if k.startswith(_SCORES) and v is not None}
+        if scores:
+            values = "  ".join(f"{k} {v:.4f}" for k, v in scores.items())
             bytes_ = human_bytes(record.get("cumulative_bytes") or 0)
             tqdm.write(f"round {record['round']}/{bar.total}  {values}  bytes {bytes_}")
 
