@@ -20,9 +20,15 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
-ZO_ALGORITHMS = ("hiso", "decomfl")
-FIRST_ORDER_ALGORITHMS = ("fedavg",)
-ALGORITHMS = ZO_ALGORITHMS + FIRST_ORDER_ALGORITHMS
+# Two families share the simulator. Scalar-only: clients send projected gradients, every party
+# applies the averaged record (MeZO is its one-client, central-difference, P = 1 preset).
+SCALAR_ALGORITHMS = ("hiso", "decomfl", "mezo")
+# Full-update: clients (first-order SGD, or zeroth-order for FedZO) send their whole model change
+# and a server optimiser moves the model by the mean change.
+ADAPTIVE_SERVER_RULES = {"fedadam": "adam", "fedyogi": "yogi", "fedadagrad": "adagrad"}
+FIRST_ORDER_ALGORITHMS = ("fedavg", *ADAPTIVE_SERVER_RULES)
+FULL_UPDATE_ALGORITHMS = (*FIRST_ORDER_ALGORITHMS, "fedzo")
+ALGORITHMS = SCALAR_ALGORITHMS + FULL_UPDATE_ALGORITHMS
 # the largest run seed: numpy's and torch's generators both accept 0 .. 2^64 - 1
 MAX_SEED = 2**64 - 1
 
@@ -59,6 +65,12 @@ class AlgoConfig:
     # threads drawing directions (null: torch's thread count on CPU, 1 on a GPU); results agree
     # bit for bit whatever the count
     direction_threads: int | None = None
+    # adaptive server optimisers (FedAdam/FedYogi/FedAdagrad): x <- x + server_lr m / sqrt(v + tau)
+    # with m, v from zero and no bias correction; server_lr null = optim.lr (the DeComFL code's)
+    server_lr: float | None = None
+    server_beta1: float = 0.9
+    server_beta2: float = 0.999
+    server_tau: float = 1e-8
 
 
 @dataclass
@@ -93,6 +105,15 @@ class FederationConfig:
 
 
 @dataclass
+class LoRAConfig:
+    """LoRA adapters through peft; r = 0 trains every weight."""
+
+    r: int = 0
+    alpha: float = 16.0
+    targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+
+
+@dataclass
 class ModelConfig:
     name: str = MISSING
     kind: str = "hf"
@@ -107,6 +128,7 @@ class ModelConfig:
     hidden: int = 32
     # forward precision: float32, or bfloat16 autocast over float32 master weights
     forward_dtype: str = "float32"
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
 
 
 @dataclass
@@ -269,6 +291,19 @@ def validate(cfg: Any) -> None:
         raise ConfigError(
             "algo.direction_threads", a.direction_threads, "null (automatic) or an integer >= 1"
         )
+    if a.server_lr is not None:
+        _positive("algo.server_lr", a.server_lr)
+    if not 0.0 <= a.server_beta1 < 1.0:
+        raise ConfigError("algo.server_beta1", a.server_beta1, "a number in [0, 1)")
+    if not 0.0 <= a.server_beta2 < 1.0:
+        raise ConfigError("algo.server_beta2", a.server_beta2, "a number in [0, 1)")
+    _positive("algo.server_tau", a.server_tau)
+    if a.name == "mezo" and f.num_clients != 1:
+        raise ConfigError(
+            "federation.num_clients",
+            f.num_clients,
+            "1 with algo=mezo (the centralised reference: one client holds all the data)",
+        )
     _positive("optim.lr", o.lr)
     _choice("optim.lr_schedule", o.lr_schedule, ("constant", "cosine"))
     if not 0.0 <= o.momentum < 1.0:
@@ -303,6 +338,14 @@ def validate(cfg: Any) -> None:
         raise ConfigError("federation.target_accuracy", f.target_accuracy, "a fraction in (0, 1]")
     _choice("model.kind", m.kind, ("hf", "cnn"))
     _choice("model.forward_dtype", m.forward_dtype, ("float32", "bfloat16"))
+    if m.lora.r < 0:
+        raise ConfigError("model.lora.r", m.lora.r, "an integer >= 0 (0: no LoRA)")
+    if m.lora.r > 0:
+        _positive("model.lora.alpha", m.lora.alpha)
+        if not m.lora.targets:
+            raise ConfigError("model.lora.targets", list(m.lora.targets), "a non-empty list")
+        if m.kind != "hf":
+            raise ConfigError("model.lora.r", m.lora.r, "0 for model.kind=cnn (LoRA is for hf)")
     _choice("dataset.kind", d.kind, ("text", "vision"))
     _choice("dataset.source", d.source, ("embedded", "hub", "local"))
     if (m.kind == "cnn") != (d.kind == "vision"):

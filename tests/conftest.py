@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,17 @@ def tiny_lm(request: pytest.FixtureRequest):
     import lm_fixtures
 
     return lm_fixtures.tiny_opt() if request.param == "opt" else lm_fixtures.tiny_llama()
+
+
+@pytest.fixture(scope="session", params=["opt", "llama"])
+def checkpoint(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved tiny OPT or LLaMA checkpoint directory (`model.path=` loads it)."""
+    import lm_fixtures
+
+    build = lm_fixtures.tiny_opt if request.param == "opt" else lm_fixtures.tiny_llama
+    model, tokenizer = build()
+    directory = tmp_path_factory.mktemp(f"tiny-{request.param}")
+    return lm_fixtures.save_checkpoint(model, tokenizer, directory)
 
 
 # ---- torch: one intra-op thread; the tiny test models run faster without thread hand-offs ----

@@ -52,14 +52,20 @@ def _bpe() -> str:
     return tokenizer.to_str()
 
 
-def make_tokenizer(special: dict[str, str]) -> PreTrainedTokenizerBase:
-    """The trained BPE with `special` tokens; the bos token is prepended to every encoding."""
+def checkpoint_tokenizer(special: dict[str, str]) -> PreTrainedTokenizerBase:
+    """The trained BPE with `special` tokens, as a checkpoint ships it (padding not set up); the
+    bos token is prepended to every encoding."""
     backend = Tokenizer.from_str(_bpe())
     bos = special["bos_token"]
     backend.post_processor = processors.TemplateProcessing(
         single=f"{bos} $A", special_tokens=[(bos, backend.token_to_id(bos))]
     )
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, **special)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, **special)
+
+
+def make_tokenizer(special: dict[str, str]) -> PreTrainedTokenizerBase:
+    """checkpoint_tokenizer configured as the model loader configures it."""
+    tokenizer = checkpoint_tokenizer(special)
     configure_tokenizer(tokenizer)
     return tokenizer
 
@@ -84,7 +90,8 @@ def tiny_opt() -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
 
 
 def tiny_llama() -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    tokenizer = make_tokenizer(LLAMA_SPECIAL)
+    """The model is sized by the checkpoint's tokenizer, before the loader configures it."""
+    tokenizer = checkpoint_tokenizer(LLAMA_SPECIAL)
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -98,6 +105,7 @@ def tiny_llama() -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
+    configure_tokenizer(tokenizer)
     return LlamaForCausalLM(config).eval(), tokenizer
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_lm_federation import checkpoint, lm_simulation  # noqa: F401 (fixture)
+from test_lm_federation import lm_simulation
 
 from hiso.federation.simulator import CPU_FORWARD_TOKENS, bucket_policy
 from hiso.tasks.buckets import length_buckets
@@ -63,7 +63,7 @@ def test_bucket_policy_per_device() -> None:
     assert bucket_policy("3", cpu) == bucket_policy("3", gpu) == (3, 0)
 
 
-def test_bucketed_losses_match_one_padded_forward(checkpoint: Path) -> None:  # noqa: F811
+def test_bucketed_losses_match_one_padded_forward(checkpoint: Path) -> None:
     """Left padding is masked and positions count real tokens, so an example's loss does not
     depend on its forward's width; only the kernels' blocking changes: equal to float32 rounding."""
     one = lm_simulation(checkpoint, "federation.length_buckets=off")

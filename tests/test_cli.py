@@ -55,7 +55,8 @@ def test_end_to_end_writes_metrics_summary_plot_and_wandb(tmp_path: Path) -> Non
 
 
 def test_help_config_printing_and_multirun(tmp_path: Path) -> None:
-    assert "algo: decomfl, fedavg, hiso" in hiso_run("--help", cwd=tmp_path).stdout
+    algos = "algo: decomfl, fedadagrad, fedadam, fedavg, fedyogi, fedzo, hiso, mezo"
+    assert algos in hiso_run("--help", cwd=tmp_path).stdout
     job = hiso_run("+experiment=digits", "algo=decomfl", "--cfg", "job", cwd=tmp_path)
     assert job.returncode == 0 and "name: decomfl" in job.stdout
     sweep = tmp_path / "sweep"
@@ -78,13 +79,19 @@ def test_help_config_printing_and_multirun(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("override", "names"),
     [
-        ("algo.name=sgd", ("algo.name", "'sgd'", "hiso, decomfl, fedavg")),
+        ("algo.name=sgd", ("algo.name", "'sgd'", "hiso, decomfl, mezo, fedavg, fedadam")),
         ("federation.clients_per_round=9", ("federation.clients_per_round", "9", "from 1 to")),
         ("optim.lr=-0.1", ("optim.lr", "-0.1", "> 0")),
         ("algo.num_perturbations=0", ("algo.num_perturbations", "0", ">= 1")),
         ("algo.difference=backward", ("algo.difference", "backward", "forward, central")),
         ("federation.length_buckets=0", ("federation.length_buckets", "0", "auto, off")),
         ("federation.length_buckets=some", ("federation.length_buckets", "some", ">= 1")),
+        ("algo.server_lr=0", ("algo.server_lr", "0", "> 0")),
+        ("algo.server_beta1=1.0", ("algo.server_beta1", "1.0", "[0, 1)")),
+        ("algo.server_beta2=-0.1", ("algo.server_beta2", "-0.1", "[0, 1)")),
+        ("algo.server_tau=0", ("algo.server_tau", "0", "> 0")),
+        ("model.lora.r=-1", ("model.lora.r", "-1", ">= 0")),
+        ("model.lora.r=8", ("model.lora.r", "8", "cnn")),
     ],
 )
 def test_bad_values_are_named_before_anything_loads(override: str, names: tuple[str, ...]) -> None:

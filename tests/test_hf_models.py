@@ -15,7 +15,7 @@ from hiso.models.hf import ModelUnavailableError, load_causal_lm
 from hiso.tasks.templates import left_pad, lm_logits
 from hiso.tasks.text import build_text_task
 
-from lm_fixtures import save_checkpoint
+from lm_fixtures import LLAMA_SPECIAL, checkpoint_tokenizer, save_checkpoint, tiny_llama
 
 CPU = torch.device("cpu")
 CONF = Path(__file__).resolve().parents[1] / "hiso" / "conf"
@@ -45,11 +45,16 @@ def test_loads_local_checkpoint(tiny_lm, tmp_path: Path) -> None:
         assert torch.equal(loaded(ids).logits, model(ids).logits)
 
 
-def test_eos_doubles_as_pad_without_new_tokens(tiny_lm) -> None:
-    model, tokenizer = tiny_lm
-    if "llama" in model.config.model_type:
-        assert tokenizer.pad_token == tokenizer.eos_token
-    assert len(tokenizer) == model.config.vocab_size
+def test_eos_doubles_as_pad_without_new_tokens(tmp_path: Path) -> None:
+    """A LLaMA checkpoint ships no pad token: the loader makes eos the pad and adds no token, so
+    every id stays inside the checkpoint's embedding (sized before the loader runs)."""
+    model, _ = tiny_llama()
+    tokenizer = checkpoint_tokenizer(LLAMA_SPECIAL)
+    assert tokenizer.pad_token is None
+    save_checkpoint(model, tokenizer, tmp_path)
+    _, loaded = load_causal_lm(ModelConfig(name="tiny", path=str(tmp_path)), CPU)
+    assert loaded.pad_token == loaded.eos_token == "<|end_of_text|>"
+    assert len(loaded) == len(tokenizer) == model.config.vocab_size
 
 
 def test_hub_model_offline_names_the_fix() -> None:

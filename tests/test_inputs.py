@@ -94,6 +94,8 @@ CASES = [
     Case("inf-eps", (*DIGITS, "algo.eps=-inf"), ("algo.eps=-inf", "finite")),
     Case("nan-target", (*DIGITS, "federation.target_accuracy=nan"), ("target_accuracy=nan",)),
     Case("inf-seed", (*DIGITS, "seed=1e400"), ("seed=1e400", "Integer")),
+    Case("nan-server-lr", (*DIGITS, "algo=fedadam", "algo.server_lr=nan"), ("server_lr=nan",)),
+    Case("inf-lora-alpha", (*DIGITS, "model.lora.alpha=inf"), ("model.lora.alpha=inf",)),
     # unknown keys, with and without +
     Case("typo", (*DIGITS, "optim.lrr=1"), ("optim.lrr=1", "no such field", "optim.lr?")),
     Case("plus-typo", (*DIGITS, "+optim.lrr=1"), ("optim.lrr=1", "no such field", "optim.lr?")),
@@ -101,9 +103,10 @@ CASES = [
     Case("plus-nested", (*DIGITS, "+federation.rate.x=2"), ("federation.rate", "no such field")),
     Case("plain-columns", (*DIGITS, "dataset.columns.label=y"), ("+dataset.columns.label=y",)),
     # group options
-    Case("group-algo", (*DIGITS, "algo=sgd"), ("algo/sgd", "decomfl, fedavg, hiso")),
+    Case("group-algo", (*DIGITS, "algo=sgd"), ("algo/sgd", "options: decomfl, fedadagrad")),
     Case("group-model", (*DIGITS, "model=gpt5"), ("model/gpt5", "cnn")),
-    Case("group-experiment", ("+experiment=nope",), ("experiment/nope", "digits, movie")),
+    Case("group-experiment", ("+experiment=nope",), ("experiment/nope", "digits")),
+    Case("config-dir", ("--config-dir", "{tmp}/nope", *DIGITS), ("nope is not a directory",)),
     # dataset name and template
     Case("vision-name", (*DIGITS, "dataset.name=mnist"), ("dataset.name='mnist'", "digits")),
     Case("text-name", (*TEXT, "dataset.name=imdb"), ("dataset.name='imdb'", "sst2")),

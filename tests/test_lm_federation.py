@@ -19,16 +19,7 @@ from hiso.models import build_model
 from hiso.tasks import build_task
 from hiso.tracking import read_jsonl
 
-import lm_fixtures
 from configs import CPU
-
-
-@pytest.fixture(scope="module", params=["opt", "llama"])
-def checkpoint(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    build = lm_fixtures.tiny_opt if request.param == "opt" else lm_fixtures.tiny_llama
-    model, tokenizer = build()
-    directory = tmp_path_factory.mktemp(f"tiny-{request.param}")
-    return lm_fixtures.save_checkpoint(model, tokenizer, directory)
 
 
 def lm_overrides(checkpoint: Path, *extra: str) -> list[str]:

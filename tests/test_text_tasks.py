@@ -3,6 +3,7 @@ SQuAD generation and F1, and the embedded, local and hub data sources."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -273,17 +274,28 @@ def test_squad_loss_ignores_prompt_and_padding(tiny_lm, tmp_path: Path) -> None:
 
 
 def test_squad_generation_is_deterministic_and_padding_free(tiny_lm, tmp_path: Path) -> None:
+    """Prompts of different lengths share evaluation batches (left padding): each batched greedy
+    continuation must be the prompt's own, and F1 must pair it with its own example's golds."""
     model, tokenizer = tiny_lm
-    task = build_text_task(local_config("squad", tmp_path, n_test=5), tokenizer, "tiny")
+    records = [example("squad", i) for i in range(5)]
+    for i, r in enumerate(records):
+        r["context"] = " ".join(SENTENCES[: 5 - i])  # shorter and shorter: evaluated in reverse
+        r["title"], r["question"] = "Reviews", "What is the first opinion?"
+    cfg = local_config("squad", tmp_path, max_length=512)
+    write_split(Path(cfg.data_files.test), records)
+    prompts = encode_prompts(TEMPLATES["squad"], records, tokenizer, 512)
+    assert all(len(a) > len(b) for a, b in itertools.pairwise(prompts))
+    alone = [build_text_task(cfg, tokenizer, "tiny").generate(model, [p], CPU)[0] for p in prompts]
+    assert all(alone)
+    # examples 1 and 4 answer what the model says; the others something it does not say
+    for i, r in enumerate(records):
+        r["answers"] = {"text": [alone[i] if i in (1, 4) else "zebra quartet"]}
+    write_split(Path(cfg.data_files.test), records)
+    task = build_text_task(cfg, tokenizer, "tiny")
+    assert task.generate(model, prompts, CPU) == alone
     first = task.evaluate(model, CPU, "test")
     assert first == task.evaluate(model, CPU, "test")
-    assert first["accuracy"] == first["f1"]
-    prompts = [p for p, _ in task._heldout["test"][0]]
-    batched = task.generate(model, prompts, CPU)
-    assert batched == [task.generate(model, [p], CPU)[0] for p in prompts]
-    golds = [e["answers"]["text"] for e in (example("squad", i) for i in range(5))]
-    f1 = np.mean([squad_f1(p, g) for p, g in zip(batched, golds, strict=True)])
-    assert first["f1"] == pytest.approx(f1)
+    assert first["f1"] == pytest.approx(2 / 5)
 
 
 # ---- data sources ----

@@ -32,7 +32,8 @@ VALIDATION = {0: 0.45, 2: 0.65, 4: 0.78}
 
 
 def make_history() -> list[dict]:
-    """Five rounds: 80 B uplink and 1000*r B downlink per round, evaluation at rounds 0, 2, 4."""
+    """Five rounds: 80 B uplink and 1000*r B downlink per round (40 B and 60 B a round in the
+    papers' conventions), evaluation at rounds 0, 2, 4."""
     history, up, down, wall = [], 0, 0, 0.0
     for r, round_time in enumerate(ROUND_TIMES):
         up += 80 if r else 0
@@ -47,6 +48,8 @@ def make_history() -> list[dict]:
             "cumulative_uplink_bytes": up,
             "cumulative_downlink_bytes": down,
             "cumulative_bytes": up + down,
+            "cumulative_paper_bytes_hiso": 40 * r,
+            "cumulative_paper_bytes_decomfl": 60 * r,
             "round_time": round_time,
             "wall_time": wall,
         }
@@ -84,6 +87,8 @@ def test_offline_run_writes_every_sink_and_reads_back(tmp_path: Path, capsys) ->
         "total_bytes": 10320,
         "total_uplink_bytes": 320,
         "total_downlink_bytes": 10000,
+        "paper_bytes_hiso": 160,
+        "paper_bytes_decomfl": 240,
         "rounds": 4,
         "final_test_loss": 0.25,
         "final_train_loss": 1.0,

@@ -1,4 +1,4 @@
-"""Client shards: IID, or Dirichlet over labels balanced to equal sizes."""
+"""Client shards: IID, or the DeComFL authors' Dirichlet split over labels in equal sizes."""
 
 from __future__ import annotations
 
@@ -39,30 +39,36 @@ def iid_partition(num_examples: int, num_clients: int, seed: int) -> list[np.nda
 def dirichlet_partition(
     labels: np.ndarray, num_clients: int, alpha: float, seed: int
 ) -> list[np.ndarray]:
-    """Each client draws class proportions q ~ Dir(alpha * C * prior) (prior: the class
-    frequencies, so a uniform prior gives Dir(alpha)), then takes num_examples // num_clients
-    examples by those proportions; where a class runs out, the shortfall comes from the classes
-    with the most examples left. Every client ends with the same number of examples."""
+    """The label split of the DeComFL/HiSo authors' code (ZidongLiu/DeComFL,
+    cezo_fl/util/data_split.py), drawn from this run's seed; applied here to every labelled task,
+    images included (their code splits images IID).
+
+    Each client i draws class proportions q_i ~ Dir(alpha * prior), prior being the class
+    frequencies (NOT alpha * C * prior: the concentrations sum to alpha; the papers use alpha = 1).
+    Each class is then cut among the clients in proportion to their draws for it, and the shards
+    are balanced to num_examples // num_clients each: clients above that size give up random
+    examples, which are shuffled and handed to the clients below it (what is left over is unused).
+    """
     rng = numpy_generator(seed, "partition", "dirichlet")
     classes, counts = np.unique(labels, return_counts=True)
-    prior = counts / counts.sum()
-    pools = [list(rng.permutation(np.flatnonzero(labels == c))) for c in classes]
+    q = rng.dirichlet(alpha * counts / counts.sum(), size=num_clients)
+    if not np.isfinite(q).all():
+        raise ValueError(f"Dirichlet({alpha}) drew non-finite class proportions")
+    held: list[list[np.ndarray]] = [[] for _ in range(num_clients)]
+    for j, c in enumerate(classes):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        # every draw for this class can underflow to 0 at a tiny alpha: then cut it evenly
+        weights = q[:, j] if q[:, j].sum() > 0 else np.ones(num_clients)
+        cuts = np.floor(np.cumsum(weights) / weights.sum() * len(members)).astype(int)
+        for i, part in enumerate(np.split(members, cuts[:-1])):
+            held[i].append(part)
+    shards = [rng.permutation(np.concatenate(parts)) for parts in held]
     size = len(labels) // num_clients
-    shards = []
-    for _ in range(num_clients):
-        q = rng.dirichlet(alpha * len(classes) * prior)
-        if not np.isfinite(q).all():
-            raise ValueError(f"Dirichlet({alpha}) drew non-finite class proportions {q}")
-        want = np.floor(q * size).astype(int)
-        for j in np.argsort(-(q * size - want))[: size - want.sum()]:
-            want[j] += 1
-        take = np.minimum(want, [len(p) for p in pools])
-        for _ in range(size - int(take.sum())):  # the pools hold at least `size` examples
-            left = np.array([len(p) for p in pools]) - take
-            take[int(np.argmax(left))] += 1
-        shard = []
-        for j, n in enumerate(take):
-            shard.extend(pools[j][:n])
-            del pools[j][:n]
-        shards.append(np.sort(np.asarray(shard, dtype=np.int64)))
-    return shards
+    spare = rng.permutation(np.concatenate([s[size:] for s in shards]))
+    for i, shard in enumerate(shards):
+        need = size - len(shard)
+        if need > 0:
+            shards[i], spare = np.concatenate([shard, spare[:need]]), spare[need:]
+        else:
+            shards[i] = shard[:size]
+    return [np.sort(s).astype(np.int64) for s in shards]

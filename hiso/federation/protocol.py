@@ -6,8 +6,11 @@ Little-endian layouts (u16/u32: unsigned, f32: IEEE float32):
 - RoundRecord  (server -> client, catch-up): u32 round, u16 K, u16 P, K x u32 seed, K*P x f32 scalar
 - ModelPayload (first-order baselines, both ways): the d float32 values, no header (shapes are
   known to both sides).
-The wire counts len(encode()) of every message; `cumulative_scalar_bytes` counts only the float32
-scalars, the papers' convention (no seeds, no headers).
+The wire counts len(encode()) of every message (the primary figure: all clients, catch-up
+included). Beside it: `cumulative_scalar_bytes_all_clients`, the float32 values of those same
+messages without seeds or headers; and the papers' conventions, which count ONE participating
+client's own round (no catch-up, no other client), derived from what that client uploads
+(see `paper_bytes`).
 Scalars are the projected gradients g_{k,p}; a record carries their average over sampled clients.
 """
 
@@ -111,12 +114,27 @@ Message = RoundPlan | ClientReport | RoundRecord | ModelPayload
 
 
 def scalar_count(message: Message) -> int:
-    """Number of float32 values a message carries (the papers count only these bytes)."""
+    """Number of float32 values a message carries (seeds and headers aside)."""
     if isinstance(message, RoundPlan):
         return 0
     if isinstance(message, ModelPayload):
         return message.nbytes // SCALAR_BYTES
     return int(message.scalars.size)
+
+
+def paper_bytes(upload: Message) -> tuple[int, int]:
+    """One participating client's round in (HiSo's, DeComFL's) tables' convention, from its upload.
+
+    Scalar reports (K*P float32 values): HiSo counts the K*P scalars up and as many down, 8KP
+    bytes, seeds and headers not counted (40 B at K=1, P=5; its KB are 1024 B). DeComFL's tables
+    imply 12KP bytes (60 B at P=5, 120 B at P=10; its MB are 10^6 B). A full model or model
+    change (the full-update family: FedAvg, FedAdam, FedZO, ...) has one figure in both: the d
+    float32 values up and the d down, 2 * 4 * d bytes.
+    """
+    values = scalar_count(upload)
+    if isinstance(upload, ModelPayload):
+        return 2 * SCALAR_BYTES * values, 2 * SCALAR_BYTES * values
+    return 2 * SCALAR_BYTES * values, 3 * SCALAR_BYTES * values
 
 
 Listener = Callable[[int, str, bytes], None]  # (client, message type name, encoded bytes)
@@ -126,7 +144,9 @@ Listener = Callable[[int, str, bytes], None]  # (client, message type name, enco
 class Wire:
     """The simulated network: encodes each message, counts its bytes and hands the bytes on.
 
-    Per round it counts uplink and downlink bytes over all clients, and per client the totals.
+    Per round it counts uplink and downlink bytes over all clients, and per client the totals;
+    the papers' per-client figures come from the round's uploads (every sampled client uploads
+    the same number of values).
     Listeners (e.g. a client replica) receive (client, message type name, encoded bytes); full
     models are counted by their exact encoded length without being materialised.
     """
@@ -137,6 +157,8 @@ class Wire:
     total_uplink: int = 0
     total_downlink: int = 0
     total_scalars: int = 0
+    round_paper: tuple[int, int] = (0, 0)
+    total_paper: tuple[int, int] = (0, 0)
     per_client: dict[int, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
     listeners: list[Listener] = field(default_factory=list)
 
@@ -149,6 +171,7 @@ class Wire:
             for listener in self.listeners:
                 listener(client, type(message).__name__, data)
         if direction == "up":
+            self.round_paper = paper_bytes(message)
             self.round_uplink += size
             self.per_client[client][0] += size
         else:
@@ -168,13 +191,20 @@ class Wire:
         self.total_uplink += self.round_uplink
         self.total_downlink += self.round_downlink
         self.total_scalars += self.round_scalars
+        hiso, decomfl = self.round_paper
+        self.total_paper = (self.total_paper[0] + hiso, self.total_paper[1] + decomfl)
         figures = {
             "uplink_bytes": self.round_uplink,
             "downlink_bytes": self.round_downlink,
             "cumulative_uplink_bytes": self.total_uplink,
             "cumulative_downlink_bytes": self.total_downlink,
             "cumulative_bytes": self.total_uplink + self.total_downlink,
-            "cumulative_scalar_bytes": SCALAR_BYTES * self.total_scalars,
+            "cumulative_scalar_bytes_all_clients": SCALAR_BYTES * self.total_scalars,
+            "paper_bytes_hiso": hiso,
+            "paper_bytes_decomfl": decomfl,
+            "cumulative_paper_bytes_hiso": self.total_paper[0],
+            "cumulative_paper_bytes_decomfl": self.total_paper[1],
         }
         self.round_uplink = self.round_downlink = self.round_scalars = 0
+        self.round_paper = (0, 0)
         return figures

@@ -5,11 +5,16 @@ which is also every sampled client's starting point) and evaluates all sampled c
 at each perturbed point in one concatenated forward. Catch-up is still sent and metered: every
 record a client missed crosses the wire, and a listener on the wire can rebuild any client's
 model from those bytes alone.
+
+The full-update family (FedAvg, FedAdam/FedYogi/FedAdagrad, FedZO) shares one round: each sampled
+client downloads the model, runs its client update (SGD or ZO) in its own storage and uploads its
+model change; a server optimiser moves the model by the mean change.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import resource
 import tempfile
 import time
@@ -22,21 +27,35 @@ import psutil
 import torch
 from torch import nn
 
-from hiso.config import RunConfig
+from hiso.config import (
+    ADAPTIVE_SERVER_RULES,
+    FIRST_ORDER_ALGORITHMS,
+    FULL_UPDATE_ALGORITHMS,
+    RunConfig,
+)
 from hiso.data.partition import dirichlet_partition, iid_partition
 from hiso.federation.protocol import ClientReport, ModelPayload, RoundPlan, RoundRecord, Wire
 from hiso.federation.server import Server, sample_clients
 from hiso.optim.curvature import CurvatureProbe
-from hiso.optim.fedavg import FedAvg
+from hiso.optim.fedzo import client_seeds, zo_client_update
 from hiso.optim.schedule import LRSchedule
+from hiso.optim.server import AdaptiveStep, MeanStep, ServerOptimizer
+from hiso.optim.sgd import sgd_client_update, training
 from hiso.optim.zo import Curvature, LossFn, ZeroOrderOptimizer, ZOSettings, evaluated_at
-from hiso.seeding import numpy_generator
+from hiso.seeding import derive_seed, numpy_generator
 from hiso.tasks.base import Batch, HeldOut, Task
 from hiso.tasks.buckets import length_buckets
 
 # The price of one forward, in padded tokens, when grouping a batch by length on CPU: measured on
 # a 2-core EPYC with SmolLM2-135M (one extra forward costs about as much as 64 more tokens).
 CPU_FORWARD_TOKENS = 64
+
+logger = logging.getLogger(__name__)
+
+
+# A full-update client: (round, client id, its batches per local step, where to write its model)
+# -> its loss at the server model.
+ClientUpdate = Callable[[int, int, list[list[int]], list[torch.Tensor]], float]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -75,6 +94,18 @@ class SimulatedClient:
 def lr_schedule(cfg: RunConfig) -> LRSchedule:
     o = cfg.optim
     return LRSchedule(o.lr, o.lr_schedule, max(cfg.federation.rounds, 1))
+
+
+def server_optimizer(cfg: RunConfig, x: Sequence[torch.Tensor]) -> ServerOptimizer:
+    """The full-update family's server step: the plain mean (FedAvg, FedZO) or an adaptive rule."""
+    a, o = cfg.algo, cfg.optim
+    rule = ADAPTIVE_SERVER_RULES.get(a.name)
+    if rule is None:
+        return MeanStep()
+    lr = LRSchedule(
+        o.lr if a.server_lr is None else a.server_lr, o.lr_schedule, max(cfg.federation.rounds, 1)
+    )
+    return AdaptiveStep(rule, lr, x, a.server_beta1, a.server_beta2, a.server_tau)
 
 
 def free_memory_bytes(device: torch.device) -> int:
@@ -179,6 +210,12 @@ class Simulation:
         if f.partition == "dirichlet" and labels is not None:
             shards = dirichlet_partition(labels, f.num_clients, f.dirichlet_alpha, cfg.seed)
         else:
+            if f.partition == "dirichlet":
+                logger.warning(
+                    "federation.partition=dirichlet: dataset %s has no class labels, so its "
+                    "training examples are split IID",
+                    cfg.dataset.name,
+                )
             shards = iid_partition(task.num_train, f.num_clients, cfg.seed)
         self.clients = [SimulatedClient(i, s, cfg.seed) for i, s in enumerate(shards)]
         self.buckets = bucket_policy(str(f.length_buckets), device)
@@ -187,15 +224,25 @@ class Simulation:
         self.work = [torch.empty_like(x) for x in self.master]
         self._local: list[torch.Tensor] | None = None
         self.zo: ZeroOrderOptimizer | None = None
-        self.fedavg: FedAvg | None = None
-        if cfg.algo.name == "fedavg":
-            self.fedavg = FedAvg(lr_schedule(cfg))
-        else:
+        self.server_optimizer: ServerOptimizer | None = None
+        self.client_update: ClientUpdate | None = None
+        name = cfg.algo.name
+        first_order = name in FIRST_ORDER_ALGORITHMS
+        if not first_order:
             settings = zo_settings(cfg, self.num_parameters, device)
             self.zo = ZeroOrderOptimizer(settings, self.master)
+        if name in FULL_UPDATE_ALGORITHMS:
+            self.server_optimizer = server_optimizer(cfg, self.master)
+            self.client_update = self._sgd_client if first_order else self._zo_client
+            # the client's model: SGD trains in `work`, ZO needs `work` for perturbed points
+            self.client_model = (
+                self.work if first_order else [torch.empty_like(x) for x in self.master]
+            )
+        else:
+            assert self.zo is not None
             self.state = self.zo.init_state(self.master)
         self.probe = None
-        if self.zo is not None and self.state.curvature is not None:
+        if self.client_update is None and self.state.curvature is not None:
             self.probe = CurvatureProbe([x.shape for x in self.master], device, cfg.seed)
         # selection on the validation split when the task has one (else nothing is selected)
         self.selection: HeldOut | None = (
@@ -317,8 +364,8 @@ class Simulation:
         batches = [
             [c.next_batch(self.cfg.optim.batch_size) for _ in range(f.local_steps)] for c in sampled
         ]
-        if self.fedavg is not None:
-            return self._fedavg_round(rnd, sampled, batches)
+        if self.client_update is not None:
+            return self._full_update_round(rnd, sampled, batches)
         return self._zo_round(rnd, sampled, batches)
 
     def _zo_round(
@@ -383,37 +430,64 @@ class Simulation:
                 self.zo.local_step(self._local, state, plan.round, seeds[k], g[0])
         return out
 
-    def _fedavg_round(
+    def _full_update_round(
         self, rnd: int, sampled: list[SimulatedClient], batches: list[list[list[int]]]
     ) -> float:
-        assert self.fedavg is not None
+        """Every sampled client downloads x, runs its update and uploads its model change; the
+        server optimiser moves x by the mean change."""
+        assert self.client_update is not None and self.server_optimizer is not None
         if self._local is None:
-            self._local = [torch.zeros_like(x) for x in self.master]
-        total = self._local
+            self._local = [torch.empty_like(x) for x in self.master]
+        total, client = self._local, self.client_model
         for t in total:
             t.zero_()
         losses = []
         for c, client_batches in zip(sampled, batches, strict=True):
             self.wire.downlink(c.id, ModelPayload(tuple(self.master)))
-            collated = [self.task.batch(ix, self.device) for ix in client_batches]
-
-            def batch_loss(step: int, collated: list = collated) -> torch.Tensor:
-                with self.autocast():
-                    return self.task.loss(self.model, collated[step]).mean()
-
-            losses.append(
-                self.fedavg.client_update(
-                    rnd, self.params, self.master, self.work, len(client_batches), batch_loss
-                )
-            )
-            self.wire.uplink(c.id, ModelPayload(tuple(self.work)))
-            for t, w in zip(total, self.work, strict=True):
-                t.add_(w)
+            losses.append(self.client_update(rnd, c.id, client_batches, client))
+            for y, x in zip(client, self.master, strict=True):
+                y.sub_(x)
+            self.wire.uplink(c.id, ModelPayload(tuple(client)))
+            for t, y in zip(total, client, strict=True):
+                t.add_(y)
         if not np.isfinite(losses).all() or not all(torch.isfinite(t).all() for t in total):
             self._non_finite(rnd)
             return float("nan")
-        self.fedavg.average_into(self.master, total, len(sampled))
+        for t in total:
+            t.div_(len(sampled))
+        self.server_optimizer.step(self.master, total, rnd)
         return float(np.mean(losses))
+
+    def _sgd_client(
+        self, rnd: int, client: int, batches: list[list[int]], out: list[torch.Tensor]
+    ) -> float:
+        """K local SGD steps in train mode, dropout seeded by (run seed, round, client)."""
+        collated = [self.task.batch(ix, self.device) for ix in batches]
+
+        def batch_loss(step: int) -> torch.Tensor:
+            with self.autocast():
+                return self.task.loss(self.model, collated[step]).mean()
+
+        lr = lr_schedule(self.cfg).at(rnd)
+        with training(self.model, derive_seed(self.cfg.seed, "dropout", rnd, client), self.device):
+            return sgd_client_update(self.params, self.master, out, lr, len(batches), batch_loss)
+
+    def _zo_client(
+        self, rnd: int, client: int, batches: list[list[int]], out: list[torch.Tensor]
+    ) -> float:
+        """K local ZO steps on the client's own directions (FedZO)."""
+        assert self.zo is not None
+        seeds = client_seeds(self.server.plan(rnd).seeds, client)
+        return zo_client_update(
+            self.zo,
+            self.params,
+            self.master,
+            out,
+            self.work,
+            rnd,
+            seeds,
+            lambda step: self.client_losses([batches[step]]),
+        )
 
     def _non_finite(self, rnd: int) -> None:
         if self.cfg.nan_policy == "stop":

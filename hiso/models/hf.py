@@ -1,5 +1,6 @@
 """Causal language models from Hugging Face checkpoints: a local directory, the hub, or a GGUF
-file shipped inside a registry package (SmolLM2), converted once and cached as safetensors."""
+file shipped inside a registry package (SmolLM2), converted once and cached as safetensors;
+optionally with LoRA adapters (peft) as the only trainable parameters."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -18,7 +20,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from hiso.config import ModelConfig, SetupError
+from hiso.config import ConfigError, LoRAConfig, ModelConfig, SetupError
+from hiso.seeding import derive_seed
 
 
 class ModelUnavailableError(SetupError, RuntimeError):
@@ -55,6 +58,28 @@ def load_causal_lm(
         ) from err
     configure_tokenizer(tokenizer)
     return model.to(device=device, dtype=torch.float32).eval(), tokenizer
+
+
+def with_lora(model: nn.Module, cfg: LoRAConfig, seed: int) -> nn.Module:
+    """`model` with peft LoRA adapters (rank r, scaling alpha / r, no dropout) on the modules whose
+    names end in one of `cfg.targets`: the base weights are frozen, the float32 adapters are the
+    only parameters that require grad. B starts at zero (the model is unchanged), A is drawn from a
+    generator derived from the run seed."""
+    from peft import LoraConfig, get_peft_model
+
+    device = next(model.parameters()).device
+    lora = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, target_modules=list(cfg.targets))
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(derive_seed(seed, "lora-init"))
+        try:
+            with warnings.catch_warnings():  # peft calls a transformers method deprecated in v5
+                warnings.filterwarnings("ignore", ".*is_gradient_checkpointing", FutureWarning)
+                adapted = get_peft_model(model, lora)
+        except ValueError as err:
+            raise ConfigError(
+                "model.lora.targets", list(cfg.targets), f"names of modules of this model ({err})"
+            ) from err
+    return adapted.to(dtype=torch.float32).eval()
 
 
 def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:

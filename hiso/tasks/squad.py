@@ -46,10 +46,11 @@ def squad_f1(prediction: str, golds: Sequence[str]) -> float:
 
 
 def gold_answers(value: Any) -> list[str]:
-    """Gold answers from a hub record ({"text": [...]}), a list, or a single string."""
+    """Gold answers, stripped of surrounding whitespace, from a hub record ({"text": [...]}), a
+    list, or a single string (the prompt's fields are stripped by the template)."""
     if isinstance(value, Mapping):
         value = value["text"]
-    answers = [value] if isinstance(value, str) else [str(v) for v in value]
+    answers = [value.strip()] if isinstance(value, str) else [str(v).strip() for v in value]
     if not answers:
         raise ValueError("a SQuAD example has no gold answer")
     return answers

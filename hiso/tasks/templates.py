@@ -41,13 +41,15 @@ class Template:
         return tuple(f for _, f, _, _ in string.Formatter().parse(self.prompt) if f is not None)
 
     def render(self, example: Mapping[str, Any]) -> tuple[str, tuple[int, int]]:
-        """The prompt text and the character span of the `truncate` field inside it."""
+        """The prompt text and the character span of the `truncate` field inside it. Field values
+        are stripped of surrounding whitespace first (GLUE SST-2 sentences end with a space), as
+        MeZO does, and the papers' code for sentences and questions."""
         parts: list[str] = []
         span = (0, 0)
         for literal, name, _, _ in string.Formatter().parse(self.prompt):
             parts.append(literal)
             if name is not None:
-                value = str(example[name])
+                value = str(example[name]).strip()
                 start = sum(map(len, parts))
                 if name == self.truncate:
                     span = (start, start + len(value))
@@ -174,7 +176,7 @@ def _truncated(
         if keep <= 0:
             break
         cut = enc["offset_mapping"][inside[keep]][0] - start
-        example[template.truncate] = str(example[template.truncate])[:cut].rstrip()
+        example[template.truncate] = str(example[template.truncate]).strip()[:cut]
     example[template.truncate] = ""
     ids = tokenizer(template.render(example)[0])["input_ids"]
     if len(ids) <= max_length:

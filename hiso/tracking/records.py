@@ -98,6 +98,8 @@ def summarize(history: list[dict], target_accuracy: float | None) -> dict:
         "total_bytes": _last(history, "cumulative_bytes"),
         "total_uplink_bytes": _last(history, "cumulative_uplink_bytes"),
         "total_downlink_bytes": _last(history, "cumulative_downlink_bytes"),
+        "paper_bytes_hiso": _last(history, "cumulative_paper_bytes_hiso"),
+        "paper_bytes_decomfl": _last(history, "cumulative_paper_bytes_decomfl"),
         "rounds": last_round,
         "final_test_loss": at(tests, "test_loss", last_round),
         "final_train_loss": _last(history, "train_loss"),
