@@ -6,6 +6,7 @@ anything heavy loads)."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from hiso.config import ConfigError, SetupError, register_configs, validate
 from hiso.federation.simulator import NonFiniteLossError
 from hiso.preflight import check_command, check_logger, exit_input_error, read_checked_data
+from hiso.stop import Interrupted, StopSignals
 
 register_configs()
 
@@ -29,37 +31,64 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
-    """Build everything from a validated config and run it, writing outputs under run_dir."""
+def run(
+    cfg: Any,
+    run_dir: Path,
+    state: dict[str, Any] | None = None,
+    overrides: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Build everything from a validated config and run it, writing outputs and checkpoints
+    under run_dir; from round 0, or from a checkpoint's `state` (hiso/resume.py). SIGINT and
+    SIGTERM stop it after the round in progress: outputs and a checkpoint are written and
+    Interrupted is raised."""
     from hiso.federation.simulator import Simulation
     from hiso.models import build_model
+    from hiso.resume import RunCheckpoints
     from hiso.tasks import build_task
     from hiso.tracking import Tracker
 
-    device = resolve_device(cfg.device)
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
-    data = read_checked_data(cfg)
-    model, tokenizer = build_model(cfg.model, device, cfg.seed)
-    task = build_task(cfg, tokenizer, data)
-    simulation = Simulation(cfg, model, task, device, run_dir / "best-model.pt")
-    name = f"{cfg.algo.name}-{cfg.model.name}-{cfg.dataset.name}-s{cfg.seed}"
-    container = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(container, dict)
-    tracker = Tracker(run_dir, cfg.logger, container, cfg.federation.rounds, run_name=name)
-    try:
-        extras = simulation.run(tracker.log)
-    except BaseException as error:
-        tracker.close_on_error(error)
-        raise
-    extras = {
-        **extras,
-        "algorithm": cfg.algo.name,
-        "model": cfg.model.name,
-        "dataset": cfg.dataset.name,
-        "device": str(device),
-    }
-    return tracker.finish(extras, cfg.federation.target_accuracy)
+    run_dir = Path(run_dir)
+    with StopSignals() as stop:
+        device = resolve_device(cfg.device)
+        if cfg.threads is not None:
+            torch.set_num_threads(cfg.threads)
+        data = read_checked_data(cfg)
+        model, tokenizer = build_model(cfg.model, device, cfg.seed)
+        task = build_task(cfg, tokenizer, data)
+        simulation = Simulation(cfg, model, task, device, run_dir / "best-model.pt")
+        if state is not None:
+            simulation.load_state_dict(state["simulation"])
+        name = f"{cfg.algo.name}-{cfg.model.name}-{cfg.dataset.name}-s{cfg.seed}"
+        container = OmegaConf.to_container(cfg, resolve=True)
+        assert isinstance(container, dict)
+        history = None if state is None else state["tracker"]["history"]
+        rounds = cfg.federation.rounds
+        tracker = Tracker(run_dir, cfg.logger, container, rounds, run_name=name, history=history)
+        checkpoints = RunCheckpoints(run_dir, cfg, container, list(overrides), simulation, tracker)
+        extras: dict[str, Any] = {
+            "algorithm": cfg.algo.name,
+            "model": cfg.model.name,
+            "dataset": cfg.dataset.name,
+            "device": str(device),
+        }
+        try:
+            extras |= simulation.run(tracker.log, stop.requested, checkpoints.on_round)
+            checkpoints.at_end()
+        except Interrupted as now:  # a second signal: the newest checkpoint stays as it is
+            tracker.finish(extras, cfg.federation.target_accuracy, "interrupted", now.exit_code)
+            raise Interrupted(
+                now.signum,
+                f"at once (a second signal) in round {(simulation.round or 0) + 1} of {rounds}; "
+                f"the newest checkpoint is round {checkpoints.saved}",
+            ) from None
+        except BaseException as error:
+            tracker.close_on_error(error)
+            raise
+        if stop.signum is None or simulation.round == rounds:
+            return tracker.finish(extras, cfg.federation.target_accuracy)
+        exit_code = 128 + stop.signum
+        tracker.finish(extras, cfg.federation.target_accuracy, "interrupted", exit_code)
+        raise Interrupted(stop.signum, f"after round {simulation.round} of {rounds}")
 
 
 def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
@@ -83,21 +112,65 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def _main(cfg: DictConfig) -> float | None:
+    from hiso.resume import prepare
+
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         validate(cfg)
         check_logger(cfg.logger)
-        summary = run(cfg, run_dir)
+        start = prepare(cfg, run_dir, list(HydraConfig.get().overrides.task))
+        run_dir = start.run_dir
+        if start.finished is not None:
+            _print_skipped(start.finished, start.cfg, run_dir)
+            return start.finished.get("best_val_accuracy")
+        summary = run(start.cfg, run_dir, start.state, start.overrides)
     except SetupError as error:
         exit_input_error(str(error))
     except NonFiniteLossError as error:
         print(f"hiso-run: stopped: {error}; metrics so far are in {run_dir}", file=sys.stderr)
         sys.exit(1)
+    except Interrupted as stopped:
+        _print_interrupted(stopped, run_dir)
+        sys.exit(stopped.exit_code)
     _print_summary(summary, run_dir)
     return summary.get("best_val_accuracy")
 
 
+def _print_skipped(summary: dict[str, Any], cfg: Any, run_dir: Path) -> None:
+    from hiso.resume import finished_rounds
+
+    print(
+        f"hiso-run: {run_dir} already finished {finished_rounds(summary)} rounds "
+        f"(federation.rounds={cfg.federation.rounds}); skipped, its outputs kept as they are"
+    )
+
+
+def _print_interrupted(stopped: Interrupted, run_dir: Path) -> None:
+    print(
+        f"hiso-run: {stopped}; checkpoint, summary.json (status interrupted) and curves in "
+        f"{run_dir}; continue with: hiso-run resume={run_dir}",
+        file=sys.stderr,
+    )
+
+
+def _resume_in_place(argv: list[str]) -> list[str]:
+    """`hiso-run resume=DIR` runs in DIR itself: Hydra's run directory is set to DIR and Hydra
+    writes no .hydra/ there (the run's own saved config stays as it was). Unchanged for
+    resume=auto, a DIR that does not exist (the run reports it), multiruns and an explicit
+    hydra.run.dir."""
+    values = [a.removeprefix("resume=") for a in argv if a.startswith("resume=")]
+    if (
+        not values
+        or values[-1] == "auto"
+        or not Path(values[-1]).is_dir()
+        or any(a in ("-m", "--multirun") or a.startswith("hydra.run.dir=") for a in argv)
+    ):
+        return argv
+    return [*argv, f"hydra.run.dir={values[-1]}", "hydra.output_subdir=null"]
+
+
 def main() -> None:
     """The console script: every job's inputs are checked before Hydra runs the first one."""
+    sys.argv = _resume_in_place(sys.argv)
     check_command()
     _main()

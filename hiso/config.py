@@ -175,6 +175,14 @@ class LoggerConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    # a checkpoint every N rounds (0: only at the end of the run and when stopped by a signal)
+    every: int = 50
+    # how many of the newest checkpoints to keep
+    keep: int = 2
+
+
+@dataclass
 class RunConfig:
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -182,6 +190,10 @@ class RunConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    # continue a run from its last checkpoint: null, its run directory, or auto (this job's own
+    # output directory: skipped when finished, continued when cut off, started when empty)
+    resume: str | None = None
     seed: int = 0
     device: str = "auto"
     # torch intra-op threads (None: torch's default); 1 is fastest for tiny models such as the CNN
@@ -371,6 +383,12 @@ def validate(cfg: Any) -> None:
     for key, seed in (("seed", cfg.seed), ("dataset.validation_seed", d.validation_seed)):
         if not 0 <= seed <= MAX_SEED:
             raise ConfigError(key, seed, f"an integer from 0 to {MAX_SEED} (2^64 - 1)")
+    if cfg.checkpoint.every < 0:
+        raise ConfigError(
+            "checkpoint.every", cfg.checkpoint.every, "an integer >= 0 (0: only at the end)"
+        )
+    if cfg.checkpoint.keep < 1:
+        raise ConfigError("checkpoint.keep", cfg.checkpoint.keep, "an integer >= 1")
     if cfg.threads is not None and cfg.threads < 1:
         raise ConfigError("threads", cfg.threads, "null (torch's default) or an integer >= 1")
     if cfg.device not in ("auto", "cpu") and not str(cfg.device).startswith("cuda"):

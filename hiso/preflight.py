@@ -87,7 +87,8 @@ def check_job(cfg: DictConfig, already_read: dict[str, Any]) -> None:
     else:
         check_output_dir("hydra.run.dir", Path(cfg.hydra.run.dir))
     check_logger(task.logger)
-    read_checked_data(task, already_read)
+    if task.resume in (None, "auto"):  # resume=DIR runs DIR's saved config, read as it starts
+        read_checked_data(task, already_read)
 
 
 def compose_jobs(args: Any) -> list[DictConfig]:

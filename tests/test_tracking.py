@@ -94,6 +94,8 @@ def test_offline_run_writes_every_sink_and_reads_back(tmp_path: Path, capsys) ->
         "final_train_loss": 1.0,
         "peak_memory_bytes": 123,
         "algorithm": "hiso",
+        "status": "finished",
+        "round_reached": 4,
     }
     assert summary == pytest.approx(expected)
     assert json.loads((run_dir / "summary.json").read_text()) == summary
@@ -129,7 +131,29 @@ def test_close_on_error_keeps_metrics_and_marks_wandb_failed(tmp_path: Path) -> 
     assert read_wandb_offline_history(tmp_path / "wandb") == rows
     exits = [r.exit.exit_code for r in read_records(tmp_path / "wandb") if r.HasField("exit")]
     assert exits == [1]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["round_reached"] == 2
+    assert summary["error"] == "RuntimeError: loss is NaN"
+
+
+def test_resumed_tracker_rewrites_metrics_to_its_history_and_replays_it(tmp_path: Path) -> None:
+    history = make_history()
+    stopped = Tracker(tmp_path, LoggerConfig(console=False, wandb="disabled"), {}, 4)
+    log_all(stopped, history)  # the stopped process logged rounds 0-4; its checkpoint holds 0-2
+    (tmp_path / "summary.json").write_text("{}")
+    checkpointed = read_jsonl(tmp_path / "metrics.jsonl")[:3]
+
+    resumed = Tracker(tmp_path, LoggerConfig(console=False), {}, 4, history=checkpointed)
     assert not (tmp_path / "summary.json").exists()
+    assert read_jsonl(tmp_path / "metrics.jsonl") == checkpointed
+    log_all(resumed, history[3:])
+    summary = resumed.finish({}, target_accuracy=0.7)
+
+    rows = read_jsonl(tmp_path / "metrics.jsonl")
+    assert [r["round"] for r in rows] == list(range(5))
+    assert rows == json.loads(json.dumps(resumed.history))
+    assert read_wandb_offline_history(tmp_path / "wandb") == rows  # one run, the whole history
+    assert summary["round_reached"] == 4 and summary["initial_test_accuracy"] == ACCURACY[0]
 
 
 def test_disabled_wandb_creates_no_wandb_dir(tmp_path: Path) -> None:

@@ -19,7 +19,8 @@ from __future__ import annotations
 import struct
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -179,6 +180,20 @@ class Wire:
             self.per_client[client][1] += size
         self.round_scalars += scalar_count(message)
         return data
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every counter (the per-round ones are zero between rounds) and the per-client totals."""
+        counters = {f.name: getattr(self, f.name) for f in fields(self)}
+        del counters["listeners"]
+        counters["per_client"] = {c: list(v) for c, v in self.per_client.items()}
+        return counters
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            if name != "per_client":
+                setattr(self, name, value)
+        self.per_client.clear()
+        self.per_client.update({c: list(v) for c, v in state["per_client"].items()})
 
     def downlink(self, client: int, message: Message) -> bytes:
         return self._send(client, "down", message)

@@ -4,6 +4,7 @@ clients' scalars into a round record, and keeps the history stale clients replay
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,6 +26,16 @@ class Server:
         self.history: list[RoundRecord] = []
         # the round whose starting model each client holds (0: the shared checkpoint x_0)
         self.synced = [0] * num_clients
+
+    def state_dict(self) -> dict[str, Any]:
+        """The history as encoded records (the bytes that cross the wire) and the sync points."""
+        return {"history": [rec.encode() for rec in self.history], "synced": list(self.synced)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history = [RoundRecord.decode(data) for data in state["history"]]
+        if len(state["synced"]) != len(self.synced):
+            raise ValueError(f"{len(state['synced'])} saved clients, {len(self.synced)} here")
+        self.synced = list(state["synced"])
 
     def plan(self, rnd: int) -> RoundPlan:
         seeds = tuple(

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -81,14 +82,26 @@ class SimulatedClient:
         out: list[int] = []
         while len(out) < size:
             if self.cursor == 0:
-                rng = numpy_generator(self.run_seed, "data", self.id, self.epoch)
-                self.order = rng.permutation(self.indices)
+                self._shuffle()
             take = min(size - len(out), len(self.order) - self.cursor)
             out.extend(int(i) for i in self.order[self.cursor : self.cursor + take])
             self.cursor += take
             if self.cursor == len(self.order):
                 self.cursor, self.epoch = 0, self.epoch + 1
         return out
+
+    def _shuffle(self) -> None:
+        rng = numpy_generator(self.run_seed, "data", self.id, self.epoch)
+        self.order = rng.permutation(self.indices)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "cursor": self.cursor}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue at the saved position: the epoch's order is regenerated from its seed."""
+        self.epoch, self.cursor = state["epoch"], state["cursor"]
+        if self.cursor:
+            self._shuffle()
 
 
 def lr_schedule(cfg: RunConfig) -> LRSchedule:
@@ -252,6 +265,61 @@ class Simulation:
         self.best_round: int | None = None
         self._best_path = best_model_path
         self._scratch: tempfile.TemporaryDirectory | None = None
+        # the last round logged (None until round 0, the starting model, is) and the wall time
+        # spent up to it: with the components' state, what a checkpoint restores
+        self.round: int | None = None
+        self.elapsed = 0.0
+        # rounds skipped under nan_policy=skip: in all, and in a row up to the last round
+        self.skipped_rounds = self.skipped_in_a_row = 0
+
+    # state --------------------------------------------------------------------------------
+    def _components(self) -> dict[str, Any]:
+        """Every attribute that carries state across rounds (server, wire, optimizer states)."""
+        return {
+            name: value
+            for name, value in vars(self).items()
+            if hasattr(value, "state_dict") and not isinstance(value, nn.Module)
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """The run's state between rounds: trainable parameters, clients' data positions, the
+        best validation round (its accuracy, number and parameters) and every stateful
+        component's state_dict(). Tensors are the live ones (save them, or copy)."""
+        best = None  # the best validation round's parameters, unless they are the current ones
+        if self.best_round is not None and self.best_round != self.round:
+            assert self._best_path is not None
+            best = torch.load(self._best_path, map_location="cpu", weights_only=True)
+        state: dict[str, Any] = {
+            "round": self.round,
+            "elapsed": self.elapsed,
+            "skipped": [self.skipped_rounds, self.skipped_in_a_row],
+            "parameters": list(self.master),
+            "clients": [c.state_dict() for c in self.clients],
+            "best": {"accuracy": self.best_accuracy, "round": self.best_round, "parameters": best},
+        }
+        for name, component in self._components().items():
+            state[name] = component.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = state["parameters"]
+        shapes = [tuple(x.shape) for x in self.master]
+        if [tuple(t.shape) for t in saved] != shapes:
+            raise ValueError("the saved parameters do not have this model's shapes")
+        for x, t in zip(self.master, saved, strict=True):
+            x.copy_(t)
+        for client, position in zip(self.clients, state["clients"], strict=True):
+            client.load_state_dict(position)
+        for name, component in self._components().items():
+            component.load_state_dict(state[name])
+        self.round, self.elapsed = state["round"], state["elapsed"]
+        self.skipped_rounds, self.skipped_in_a_row = state["skipped"]
+        best = state["best"]
+        self.best_accuracy, self.best_round = best["accuracy"], best["round"]
+        if best["parameters"] is not None:
+            self._keep_best(best["parameters"])
+        elif self.best_round is not None:  # the best round is the checkpoint's own
+            self._keep_best()
 
     # forwards -----------------------------------------------------------------------------
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -328,12 +396,13 @@ class Simulation:
                 self._keep_best()
         return out
 
-    def _keep_best(self) -> None:
+    def _keep_best(self, parameters: Sequence[torch.Tensor] | None = None) -> None:
+        """Save the best round's parameters (default: the current model's)."""
         if self._best_path is None:
             self._scratch = tempfile.TemporaryDirectory(prefix="hiso-best-")
             self._best_path = Path(self._scratch.name) / "best-model.pt"
         tmp = self._best_path.with_suffix(".tmp")
-        torch.save([x.cpu() for x in self.master], tmp)
+        torch.save([x.cpu() for x in (self.master if parameters is None else parameters)], tmp)
         tmp.replace(self._best_path)
 
     def test_at_best(self, final: dict[str, float]) -> dict[str, float | int | None]:
@@ -497,20 +566,32 @@ class Simulation:
             )
 
     # loop ---------------------------------------------------------------------------------
-    def run(self, log: Callable[[dict[str, float | int]], None]) -> dict[str, float | int | None]:
-        """Run all rounds, logging round 0 (the starting model) and every round after it."""
+    def run(
+        self,
+        log: Callable[[dict[str, float | int]], None],
+        stop: Callable[[], bool] = lambda: False,
+        on_round: Callable[[], None] | None = None,
+    ) -> dict[str, float | int | None]:
+        """Run the rounds left: log round 0 (the starting model) unless a restored state has, then
+        every round after it. `stop()` is asked before each round (True ends the loop early);
+        `on_round()` is called after each round is logged (e.g. to write a checkpoint). The test
+        split scores the best validation round's model once the last round is done."""
         f = self.cfg.federation
-        start = time.perf_counter()
-        skipped = in_a_row = 0
-        record: dict[str, float | int] = {
-            "round": 0,
-            **self.wire.close_round(),
-            "round_time": 0.0,
-            "wall_time": 0.0,
-            **self.evaluate_round(0),
-        }
-        log(record)
-        for rnd in range(f.rounds):
+        start = time.perf_counter() - self.elapsed
+        record: dict[str, float | int] | None = None
+        if self.round is None:
+            record = {
+                "round": 0,
+                **self.wire.close_round(),
+                "round_time": 0.0,
+                "wall_time": 0.0,
+                **self.evaluate_round(0),
+            }
+            log(record)
+            self.round = 0
+        for rnd in range(self.round, f.rounds):
+            if stop():
+                break
             t0 = time.perf_counter()
             train_loss = self.run_round(rnd)
             record = {
@@ -520,24 +601,31 @@ class Simulation:
                 "round_time": time.perf_counter() - t0,
             }
             if np.isfinite(train_loss):
-                in_a_row = 0
+                self.skipped_in_a_row = 0
             else:
                 record["skipped"] = 1
-                skipped, in_a_row = skipped + 1, in_a_row + 1
-            done = rnd + 1
-            record.update(self.evaluate_round(done))
-            record["wall_time"] = time.perf_counter() - start
+                self.skipped_rounds += 1
+                self.skipped_in_a_row += 1
+            record.update(self.evaluate_round(rnd + 1))
+            self.elapsed = time.perf_counter() - start
+            record["wall_time"] = self.elapsed
+            self.round = rnd + 1
             log(record)
-            if in_a_row == f.max_skipped_rounds:
+            if self.skipped_in_a_row >= f.max_skipped_rounds:
                 raise NonFiniteLossError(
-                    f"rounds {done - in_a_row + 1}-{done}: {in_a_row} rounds in a row had a NaN "
-                    f"or infinite loss or scalar and were skipped (nan_policy=skip, "
-                    f"federation.max_skipped_rounds={f.max_skipped_rounds}), so the model is "
-                    f"still that of round {done - in_a_row}; lower optim.lr or change algo.mu"
+                    f"rounds {self.round - self.skipped_in_a_row + 1}-{self.round}: "
+                    f"{self.skipped_in_a_row} rounds in a row had a NaN or infinite loss or "
+                    f"scalar and were skipped (nan_policy=skip, federation.max_skipped_rounds="
+                    f"{f.max_skipped_rounds}), so the model is still that of round "
+                    f"{self.round - self.skipped_in_a_row}; lower optim.lr or change algo.mu"
                 )
-        return {
-            **self.test_at_best(record),
+            if on_round is not None:
+                on_round()
+        extras: dict[str, float | int | None] = {
             "peak_memory_bytes": peak_memory_bytes(self.device),
             "num_parameters": self.num_parameters,
-            "skipped_rounds": skipped,
+            "skipped_rounds": self.skipped_rounds,
         }
+        if self.round == f.rounds:  # resumed at the end, no round ran: the final model's scores
+            extras |= self.test_at_best(record if record is not None else self.evaluate("test"))
+        return extras

@@ -64,6 +64,18 @@ class ZOState:
 
         return ZOState(copy(self.curvature), copy(self.momentum))
 
+    def state_dict(self) -> dict[str, list[torch.Tensor] | None]:
+        return {"curvature": self.curvature, "momentum": self.momentum}
+
+    def load_state_dict(self, state: dict[str, list[torch.Tensor] | None]) -> None:
+        """Copy saved tensors into this state's own (same shapes, same device)."""
+        for name in ("curvature", "momentum"):
+            mine, saved = getattr(self, name), state[name]
+            if (mine is None) != (saved is None):
+                raise ValueError(f"saved {name} {'absent' if saved is None else 'present'}")
+            for m, t in zip(mine or [], saved or [], strict=True):
+                m.copy_(t)
+
 
 @dataclass
 class Share:

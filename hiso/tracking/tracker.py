@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import wandb
 from tqdm import tqdm
 
+from hiso.tracking.atomic import write_text_atomic
 from hiso.tracking.plots import plot_run
 from hiso.tracking.records import human_bytes, json_safe, summarize
 
@@ -31,6 +32,7 @@ _WANDB_SETTINGS = {
 }
 _POSTFIX = ("loss", "acc", "bytes")
 _SCORES = ("val_", "test_")
+SUMMARY = "summary.json"
 
 
 class Tracker:
@@ -39,6 +41,12 @@ class Tracker:
     Records are stored as given, except that non-finite floats become None (null in JSON, key
     kept), and `round_time` / `wall_time` are filled from the tracker's clock when the caller
     omits them. wandb files land under run_dir/wandb; mode "disabled" never touches wandb.
+
+    A resumed run passes the `history` of its checkpoint: metrics.jsonl is rewritten to exactly
+    those records (rows logged after the checkpoint by the stopped process are dropped, so the
+    file ends as an uninterrupted run's would), and a new wandb run in the same directory gets
+    them replayed before the new rounds, so the newest wandb run holds the whole history.
+    A summary.json already in the directory is removed: only a run that ends writes one.
     """
 
     def __init__(
@@ -48,12 +56,14 @@ class Tracker:
         config: dict,
         total_rounds: int,
         run_name: str | None = None,
+        history: list[dict] | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / SUMMARY).unlink(missing_ok=True)
         self.cfg = cfg
         self.title = run_name or self.run_dir.name
-        self.history: list[dict] = []
+        self.history: list[dict] = list(history or [])
         self._run: wandb.Run | None = None
         if cfg.wandb != "disabled":
             self._run = wandb.init(
@@ -65,10 +75,21 @@ class Tracker:
                 reinit="create_new",
                 settings=wandb.Settings(**_WANDB_SETTINGS),
             )
-        jsonl_path = self.run_dir / "metrics.jsonl"
-        self._jsonl = jsonl_path.open("w", encoding="utf-8") if cfg.jsonl else None
+            for record in self.history:
+                self._run.log(record, step=record["round"])
+        self._jsonl = None
+        if cfg.jsonl:
+            jsonl_path = self.run_dir / "metrics.jsonl"
+            write_text_atomic(jsonl_path, "".join(_jsonl_line(r) for r in self.history))
+            self._jsonl = jsonl_path.open("a", encoding="utf-8")
         self._bar = (
-            tqdm(total=total_rounds, unit="round", file=sys.stderr, dynamic_ncols=True)
+            tqdm(
+                total=total_rounds,
+                initial=self.round_reached or 0,
+                unit="round",
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
             if cfg.console
             else None
         )
@@ -85,7 +106,7 @@ class Tracker:
         self._last = now
         self.history.append(record)
         if self._jsonl:
-            self._jsonl.write(json.dumps(record, allow_nan=False) + "\n")
+            self._jsonl.write(_jsonl_line(record))
             self._jsonl.flush()
         if self._run:
             self._run.log(record, step=record["round"])
@@ -109,26 +130,49 @@ class Tracker:
             bytes_ = human_bytes(record.get("cumulative_bytes") or 0)
             tqdm.write(f"round {record['round']}/{bar.total}  {values}  bytes {bytes_}")
 
+    @property
+    def round_reached(self) -> int | None:
+        """The last round logged (None before round 0 is)."""
+        return self.history[-1]["round"] if self.history else None
+
+    def state_dict(self) -> dict[str, list[dict]]:
+        """The metrics so far, for a checkpoint (a resumed Tracker takes them as `history`)."""
+        return {"history": self.history}
+
     def finish(
-        self, summary_extra: dict[str, float | int | str | None], target_accuracy: float | None
+        self,
+        summary_extra: dict[str, float | int | str | None],
+        target_accuracy: float | None,
+        status: str = "finished",
+        exit_code: int = 0,
     ) -> dict:
-        """Write summary.json (and curves.png when cfg.plot), finish wandb, return the summary."""
-        summary = json_safe(summarize(self.history, target_accuracy) | summary_extra)
-        (self.run_dir / "summary.json").write_text(
-            json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8"
-        )
+        """Write summary.json (and curves.png when cfg.plot), finish wandb with `exit_code`,
+        return the summary. `status` is "finished", or "interrupted" for a run stopped early."""
+        summary = self._write_summary(summary_extra, target_accuracy, status)
         if self.cfg.plot and self.history:
             plot_run(self.history, self.run_dir / "curves.png", self.title)
         if self._run:
             self._run.summary.update(summary)
-        self._close(exit_code=0)
+        self._close(exit_code=exit_code)
         return summary
 
     def close_on_error(self, error: BaseException) -> None:
-        """Close every sink after a failure; the wandb run ends failed (exit code 1)."""
+        """After a failure: summary.json marked "failed" with the error, every sink closed, the
+        wandb run ended failed (exit code 1)."""
+        message = f"{type(error).__name__}: {error}"
+        self._write_summary({"error": message}, None, "failed")
         if self._run:
-            self._run.summary.update({"error": f"{type(error).__name__}: {error}"})
+            self._run.summary.update({"error": message})
         self._close(exit_code=1)
+
+    def _write_summary(
+        self, extra: dict[str, Any], target_accuracy: float | None, status: str
+    ) -> dict:
+        marks = {"status": status, "round_reached": self.round_reached}
+        summary = json_safe(summarize(self.history, target_accuracy) | extra | marks)
+        text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
+        write_text_atomic(self.run_dir / SUMMARY, text)
+        return summary
 
     def _close(self, exit_code: int) -> None:
         if self._bar:
@@ -143,3 +187,7 @@ class Tracker:
             # finish() can return before wandb's service has written the run's last records;
             # teardown waits for it, so the offline files are complete when close returns
             wandb.teardown()
+
+
+def _jsonl_line(record: dict) -> str:
+    return json.dumps(record, allow_nan=False) + "\n"
