@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import numpy as np
@@ -142,3 +143,18 @@ def test_skipping_stops_after_max_skipped_rounds_in_a_row() -> None:
         sim.run(records.append)
     assert [r.get("skipped") for r in records[-6:]] == [None, 1, 1, 1, 1, 1]
     assert records[-1]["round"] < 12
+
+
+def test_skipped_round_counters_survive_a_checkpoint() -> None:
+    """A run continued from a state saved between skipped rounds stops where the whole run does."""
+    skip = ("algo=decomfl", "optim.lr=1e30", "nan_policy=skip", "federation.max_skipped_rounds=4")
+    with pytest.raises(NonFiniteLossError) as whole:
+        digits_simulation(*skip).run(lambda record: None)
+    first = digits_simulation(*skip)
+    first.run(lambda record: None, stop=lambda: first.round == 3)
+    assert first.skipped_rounds == first.skipped_in_a_row == 2
+    second = digits_simulation(*skip)
+    second.load_state_dict(copy.deepcopy(first.state_dict()))
+    with pytest.raises(NonFiniteLossError) as resumed:
+        second.run(lambda record: None)
+    assert str(resumed.value) == str(whole.value) and "rounds 2-5" in str(whole.value)
