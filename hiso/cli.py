@@ -1,4 +1,7 @@
-"""`hiso-run`: compose the config, validate it, build the model and task, run, summarise."""
+"""`hiso-run`: compose the config, check every input, build the model and task, run, summarise.
+
+Exit codes: 0 done, 1 a failure during a run, 2 an input error (reported in one message before
+anything heavy loads)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hiso.config import ConfigError, SetupError, register_configs, validate
 from hiso.federation.simulator import NonFiniteLossError
+from hiso.preflight import check_command, check_logger, exit_input_error, read_checked_data
 from hiso.stop import Interrupted, StopSignals
 
 register_configs()
@@ -48,8 +52,9 @@ def run(
         device = resolve_device(cfg.device)
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
+        data = read_checked_data(cfg)
         model, tokenizer = build_model(cfg.model, device, cfg.seed)
-        task = build_task(cfg, tokenizer)
+        task = build_task(cfg, tokenizer, data)
         simulation = Simulation(cfg, model, task, device, run_dir / "best-model.pt")
         if state is not None:
             simulation.load_state_dict(state["simulation"])
@@ -97,20 +102,22 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
         "seconds_per_round",
     )
     shown = ", ".join(f"{k}={summary.get(k)}" for k in keys)
-    print(f"[hiso-run] {shown}; total_bytes={summary.get('total_bytes')}; outputs in {run_dir}")
+    skipped = summary.get("skipped_rounds")
+    warning = f"; {skipped} rounds skipped (NaN/inf, nan_policy=skip)" if skipped else ""
+    print(
+        f"[hiso-run] {shown}; total_bytes={summary.get('total_bytes')}{warning}; "
+        f"outputs in {run_dir}"
+    )
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def _main(cfg: DictConfig) -> float | None:
-    try:
-        validate(cfg)
-    except ConfigError as error:
-        print(f"hiso-run: invalid configuration: {error}", file=sys.stderr)
-        sys.exit(2)
     from hiso.resume import prepare
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
+        validate(cfg)
+        check_logger(cfg.logger)
         start = prepare(cfg, run_dir, list(HydraConfig.get().overrides.task))
         run_dir = start.run_dir
         if start.finished is not None:
@@ -118,8 +125,7 @@ def _main(cfg: DictConfig) -> float | None:
             return start.finished.get("best_val_accuracy")
         summary = run(start.cfg, run_dir, start.state, start.overrides)
     except SetupError as error:
-        print(f"hiso-run: {error}", file=sys.stderr)
-        sys.exit(2)
+        exit_input_error(str(error))
     except NonFiniteLossError as error:
         print(f"hiso-run: stopped: {error}; metrics so far are in {run_dir}", file=sys.stderr)
         sys.exit(1)
@@ -164,5 +170,7 @@ def _resume_in_place(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
+    """The console script: every job's inputs are checked before Hydra runs the first one."""
     sys.argv = _resume_in_place(sys.argv)
+    check_command()
     _main()

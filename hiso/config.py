@@ -1,18 +1,24 @@
 """Structured configuration: the schema Hydra composes into, and the checks that run before
 anything loads.
 
-The schema makes an unknown key or a wrong type an error during composition; `validate` then
-checks values and cross-field constraints, naming the field, the value and what is allowed.
+The schema makes a wrong type an error during composition; `validate` then compares the composed
+config with the schema (a key added with `+` is no field, a float must be finite, whatever the
+field) and checks values and cross-field constraints, naming the field, the value and what is
+allowed.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import math
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 # Two families share the simulator. Scalar-only: clients send projected gradients, every party
 # applies the averaged record (MeZO is its one-client, central-difference, P = 1 preset).
@@ -23,6 +29,8 @@ ADAPTIVE_SERVER_RULES = {"fedadam": "adam", "fedyogi": "yogi", "fedadagrad": "ad
 FIRST_ORDER_ALGORITHMS = ("fedavg", *ADAPTIVE_SERVER_RULES)
 FULL_UPDATE_ALGORITHMS = (*FIRST_ORDER_ALGORITHMS, "fedzo")
 ALGORITHMS = SCALAR_ALGORITHMS + FULL_UPDATE_ALGORITHMS
+# the largest run seed: numpy's and torch's generators both accept 0 .. 2^64 - 1
+MAX_SEED = 2**64 - 1
 
 
 class SetupError(Exception):
@@ -92,6 +100,8 @@ class FederationConfig:
     # also score the test split every N rounds (0: only at round 0, the last round and the model
     # of the best validation round); the validation split is scored every eval_every rounds
     test_every: int = 0
+    # nan_policy=skip: stop after this many consecutive skipped (NaN/inf) rounds
+    max_skipped_rounds: int = 5
 
 
 @dataclass
@@ -140,6 +150,8 @@ class DatasetConfig:
     train_split: str = "train"
     test_split: str = "validation"
     data_files: DataFiles = field(default_factory=DataFiles)
+    # task field -> column of the data files, the schema's one free-form mapping; on the
+    # command line +dataset.columns.<field>=<column> (Hydra closes every mapping: `+` adds a key)
     columns: dict[str, str] = field(default_factory=dict)
     template: str | None = None
     max_length: int = 64
@@ -205,9 +217,66 @@ def compose_config(overrides: Sequence[str], validated: bool = True) -> Any:
     return cfg
 
 
+def _section(hint: Any) -> Any:
+    """The dataclass a field holds (also inside `X | None`), else None."""
+    if dataclasses.is_dataclass(hint):
+        return hint
+    return next((arg for arg in typing.get_args(hint) if dataclasses.is_dataclass(arg)), None)
+
+
+def _no_such_field(where: str, name: str, fields: list[str]) -> str:
+    close = difflib.get_close_matches(name, fields, n=1)
+    guess = f" (did you mean {where}{close[0]}?)" if close else ""
+    return f"no such field; the fields of {where.rstrip('.') or 'the top level'} are " + (
+        ", ".join(fields) + guess
+    )
+
+
+def unknown_field(path: str) -> str | None:
+    """What is allowed instead, when the dotted `path` names no field of RunConfig (inside a
+    free-form mapping such as dataset.columns every key is a field); None when it is one."""
+    schema: Any = RunConfig
+    where = ""
+    for name in path.split("."):
+        if schema is None:
+            return None
+        hints = typing.get_type_hints(schema)
+        if name not in hints:
+            return _no_such_field(where, name, list(hints))
+        schema, where = _section(hints[name]), f"{where}{name}."
+    return None
+
+
+def check_schema(cfg: DictConfig, schema: Any = RunConfig, where: str = "") -> None:
+    """Every key of `cfg` is a field of `schema` (however it was added: `+key=value` included),
+    no field is left unset (???), and every float is finite (in lists too); nested sections are
+    walked, so a field added to the schema is covered without naming it here."""
+    hints = typing.get_type_hints(schema)
+    for key in cfg:
+        path = f"{where}{key}"
+        if key not in hints:
+            value = OmegaConf.to_container(cfg)[key]
+            raise ConfigError(path, value, _no_such_field(where, str(key), list(hints)))
+        if OmegaConf.is_missing(cfg, key):
+            raise ConfigError(path, "???", "a value: this field has no default")
+        value = cfg[key]
+        section = _section(hints[key])
+        if section is not None and isinstance(value, DictConfig):
+            check_schema(value, section, f"{path}.")
+        items = enumerate(value) if isinstance(value, ListConfig) else [(None, value)]
+        for i, item in items:
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ConfigError(path if i is None else f"{path}[{i}]", item, "a finite number")
+
+
 def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(key, value, "one of " + ", ".join(allowed))
+
+
+def _at_least(key: str, value: int, least: int) -> None:
+    if value < least:
+        raise ConfigError(key, value, f"an integer >= {least}")
 
 
 def _positive(key: str, value: float, strict: bool = True) -> None:
@@ -216,11 +285,12 @@ def _positive(key: str, value: float, strict: bool = True) -> None:
 
 
 def validate(cfg: Any) -> None:
-    """Check values and cross-field constraints of a composed RunConfig; raise ConfigError."""
+    """Check the keys, values and cross-field constraints of a composed RunConfig; raise
+    ConfigError."""
+    check_schema(cfg)
     a, o, f, m, d, lg = cfg.algo, cfg.optim, cfg.federation, cfg.model, cfg.dataset, cfg.logger
     _choice("algo.name", a.name, ALGORITHMS)
-    if a.num_perturbations < 1:
-        raise ConfigError("algo.num_perturbations", a.num_perturbations, "an integer >= 1")
+    _at_least("algo.num_perturbations", a.num_perturbations, 1)
     _positive("algo.mu", a.mu)
     _choice("algo.difference", a.difference, ("forward", "central"))
     if not 0.0 <= a.beta <= 1.0:
@@ -250,20 +320,16 @@ def validate(cfg: Any) -> None:
     _choice("optim.lr_schedule", o.lr_schedule, ("constant", "cosine"))
     if not 0.0 <= o.momentum < 1.0:
         raise ConfigError("optim.momentum", o.momentum, "a number in [0, 1)")
-    if o.batch_size < 1:
-        raise ConfigError("optim.batch_size", o.batch_size, "an integer >= 1")
-    if f.num_clients < 1:
-        raise ConfigError("federation.num_clients", f.num_clients, "an integer >= 1")
+    _at_least("optim.batch_size", o.batch_size, 1)
+    _at_least("federation.num_clients", f.num_clients, 1)
     if not 1 <= f.clients_per_round <= f.num_clients:
         raise ConfigError(
             "federation.clients_per_round",
             f.clients_per_round,
             f"an integer from 1 to federation.num_clients ({f.num_clients})",
         )
-    if f.local_steps < 1:
-        raise ConfigError("federation.local_steps", f.local_steps, "an integer >= 1")
-    if f.rounds < 0:
-        raise ConfigError("federation.rounds", f.rounds, "an integer >= 0")
+    _at_least("federation.local_steps", f.local_steps, 1)
+    _at_least("federation.rounds", f.rounds, 0)
     if f.eval_every < 0:
         raise ConfigError(
             "federation.eval_every", f.eval_every, "an integer >= 0 (0: only at the end)"
@@ -279,6 +345,7 @@ def validate(cfg: Any) -> None:
             "federation.test_every", f.test_every, "an integer >= 0 (0: only at the end)"
         )
     _positive("federation.dirichlet_alpha", f.dirichlet_alpha)
+    _at_least("federation.max_skipped_rounds", f.max_skipped_rounds, 1)
     if f.target_accuracy is not None and not 0.0 < f.target_accuracy <= 1.0:
         raise ConfigError("federation.target_accuracy", f.target_accuracy, "a fraction in (0, 1]")
     _choice("model.kind", m.kind, ("hf", "cnn"))
@@ -303,10 +370,19 @@ def validate(cfg: Any) -> None:
         raise ConfigError(
             "dataset.validation_size", d.validation_size, "null (automatic) or an integer >= 0"
         )
-    if d.max_length < 1:
-        raise ConfigError("dataset.max_length", d.max_length, "an integer >= 1")
+    _at_least("dataset.max_length", d.max_length, 1)
+    _at_least("dataset.eval_batch_size", d.eval_batch_size, 1)
+    _at_least("dataset.generation_tokens", d.generation_tokens, 1)
+    for key in ("max_train", "max_test"):
+        if d[key] is not None and d[key] < 1:
+            raise ConfigError(f"dataset.{key}", d[key], "null (every example) or an integer >= 1")
+    _at_least("model.channels", m.channels, 1)
+    _at_least("model.hidden", m.hidden, 1)
     _choice("logger.wandb", lg.wandb, ("offline", "online", "disabled"))
     _choice("nan_policy", cfg.nan_policy, ("stop", "skip"))
+    for key, seed in (("seed", cfg.seed), ("dataset.validation_seed", d.validation_seed)):
+        if not 0 <= seed <= MAX_SEED:
+            raise ConfigError(key, seed, f"an integer from 0 to {MAX_SEED} (2^64 - 1)")
     if cfg.checkpoint.every < 0:
         raise ConfigError(
             "checkpoint.every", cfg.checkpoint.every, "an integer >= 0 (0: only at the end)"

@@ -18,9 +18,17 @@ HISO_RUN = shutil.which("hiso-run", path=str(Path(sys.executable).parent))
 FAST = ("+experiment=digits", "federation.rounds=20", "federation.eval_every=10")
 
 
-def hiso_run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def hiso_run(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     assert HISO_RUN is not None, "the hiso-run console script is not installed in this venv"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "WANDB_SILENT": "true"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "WANDB_SILENT": "true",
+        **(env or {}),
+    }
     return subprocess.run(
         [HISO_RUN, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
@@ -102,7 +110,7 @@ def test_cli_rejects_bad_input_with_a_named_error_and_no_run(tmp_path: Path) -> 
     }
     for args, names in cases.items():
         result = hiso_run(*FAST, *args, f"hydra.run.dir={tmp_path / 'never'}", cwd=tmp_path)
-        assert result.returncode != 0
+        assert result.returncode == 2
         for name in names:
             assert name in result.stderr, (args, result.stderr[-2000:])
         assert not (tmp_path / "never" / "metrics.jsonl").exists()
@@ -122,3 +130,45 @@ def test_a_diverging_run_stops_with_a_message_and_keeps_its_metrics(tmp_path: Pa
     assert result.returncode == 1
     assert "NaN or infinite" in result.stderr and "Traceback" not in result.stderr
     assert read_jsonl(run_dir / "metrics.jsonl")[0]["round"] == 0
+
+
+def test_access_tokens_appear_in_no_file_of_the_run(tmp_path: Path) -> None:
+    """HF_TOKEN and WANDB_API_KEY come from the environment only: not in the saved config,
+    .hydra/, metrics, summary, logs or the wandb run."""
+    tokens = {"HF_TOKEN": "hf_" + os.urandom(12).hex(), "WANDB_API_KEY": os.urandom(20).hex()}
+    run_dir = tmp_path / "run"
+    result = hiso_run(
+        "+experiment=digits",
+        "federation.rounds=3",
+        "federation.eval_every=1",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+        env=tokens,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    files = [p for p in run_dir.rglob("*") if p.is_file()]
+    names = {p.relative_to(run_dir).parts[0] for p in files}
+    assert {".hydra", "metrics.jsonl", "summary.json", "wandb", "cli.log"} <= names
+    for token in tokens.values():
+        assert token not in result.stdout + result.stderr
+        for path in files:
+            assert token.encode() not in path.read_bytes(), path
+
+
+def test_skipped_rounds_are_counted_and_named_on_the_last_line(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = ("+experiment=digits", "logger=none", "federation.local_steps=1", "optim.lr=1e30")
+    result = hiso_run(
+        *args,
+        "nan_policy=skip",
+        "federation.rounds=6",
+        "federation.max_skipped_rounds=6",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    skipped = sum(1 for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("skipped"))
+    assert skipped >= 1
+    assert json.loads((run_dir / "summary.json").read_text())["skipped_rounds"] == skipped
+    last = result.stdout.strip().splitlines()[-1]
+    assert f"{skipped} rounds skipped" in last

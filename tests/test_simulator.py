@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from hiso.data.partition import dirichlet_partition, iid_partition
 from hiso.federation.simulator import NonFiniteLossError, SimulatedClient, Simulation
 from hiso.models import build_model
-from hiso.tasks.vision import digits_task
+from hiso.tasks import build_task
 
 from configs import CPU, digits_config, digits_simulation
 
@@ -72,7 +73,7 @@ def test_dirichlet_split_of_unlabelled_task_falls_back_to_iid_and_says_so(
 ) -> None:
     cfg = digits_config("federation.partition=dirichlet")
     model, _ = build_model(cfg.model, CPU, cfg.seed)
-    task = digits_task()
+    task = build_task(cfg, None)
     monkeypatch.setattr(task, "train_labels", lambda: None)  # as SQuAD: no classes
     with caplog.at_level(logging.WARNING):
         sim = Simulation(cfg, model, task, CPU)
@@ -124,10 +125,36 @@ def test_fedavg_clients_train_in_their_own_storage_and_the_server_averages_them(
 
 
 def test_non_finite_rounds_stop_or_are_skipped() -> None:
-    with pytest.raises(NonFiniteLossError, match="nan_policy"):
+    with pytest.raises(NonFiniteLossError, match="nan_policy=stop"):
         metrics("algo=decomfl", "optim.lr=1e30", "optim.momentum=0.0")
+    skip = ("algo=decomfl", "optim.lr=1e30", "nan_policy=skip")
+    sim = digits_simulation(*skip, "federation.max_skipped_rounds=12")
+    records: list[dict] = []
+    extras = sim.run(records.append)
+    skipped = [r["round"] for r in records if r.get("skipped")]
+    assert skipped and extras["skipped_rounds"] == len(skipped) and records[-1]["round"] == 12
+    assert all(torch.isfinite(x).all() for x in sim.master) or not sim.server.history
+
+
+def test_skipping_stops_after_max_skipped_rounds_in_a_row() -> None:
     sim = digits_simulation("algo=decomfl", "optim.lr=1e30", "nan_policy=skip")
     records: list[dict] = []
-    sim.run(records.append)
-    assert any(r.get("skipped") for r in records)
-    assert all(torch.isfinite(x).all() for x in sim.master) or not sim.server.history
+    with pytest.raises(NonFiniteLossError, match=r"5 rounds in a row.*max_skipped_rounds=5"):
+        sim.run(records.append)
+    assert [r.get("skipped") for r in records[-6:]] == [None, 1, 1, 1, 1, 1]
+    assert records[-1]["round"] < 12
+
+
+def test_skipped_round_counters_survive_a_checkpoint() -> None:
+    """A run continued from a state saved between skipped rounds stops where the whole run does."""
+    skip = ("algo=decomfl", "optim.lr=1e30", "nan_policy=skip", "federation.max_skipped_rounds=4")
+    with pytest.raises(NonFiniteLossError) as whole:
+        digits_simulation(*skip).run(lambda record: None)
+    first = digits_simulation(*skip)
+    first.run(lambda record: None, stop=lambda: first.round == 3)
+    assert first.skipped_rounds == first.skipped_in_a_row == 2
+    second = digits_simulation(*skip)
+    second.load_state_dict(copy.deepcopy(first.state_dict()))
+    with pytest.raises(NonFiniteLossError) as resumed:
+        second.run(lambda record: None)
+    assert str(resumed.value) == str(whole.value) and "rounds 2-5" in str(whole.value)

@@ -18,7 +18,7 @@ from torch import nn
 
 from hiso.config import ConfigError, DataFiles, DatasetConfig
 from hiso.data.movie_reviews import TEST_SIZE, data_dir, load_movie_reviews
-from hiso.data.sources import DatasetFormatError, DatasetUnavailableError
+from hiso.data.sources import DatasetFormatError, DatasetUnavailableError, load_examples
 from hiso.tasks.squad import normalize_answer, squad_f1
 from hiso.tasks.templates import (
     TEMPLATES,
@@ -360,8 +360,47 @@ def test_label_outside_the_label_set_is_named(tiny_lm, tmp_path: Path) -> None:
         {**example("boolq", 2), "label": "maybe"},
     ]
     write_split(Path(cfg.data_files.test), records)
-    with pytest.raises(DatasetFormatError, match=r"boolq-test.jsonl.*\[7, 'maybe'\]"):
+    with pytest.raises(
+        DatasetFormatError, match=r"boolq-test.jsonl: 2 .*line 2: 7; line 3: 'maybe'"
+    ):
         build_text_task(cfg, tokenizer, "tiny")
+
+
+def test_local_formats_read_alike(tmp_path: Path) -> None:
+    """CSV, TSV, JSON lines, a JSON array and parquet give the same records; labels may be ids,
+    integral floats, bools or label names."""
+    import pyarrow
+    import pyarrow.parquet
+
+    sentences = [s.replace('"', "") for s in SENTENCES[:6]]
+    native = [0, 1.0, True, "negative", " Positive ", "1.0"]  # JSON keeps types
+    text = ["0", "1.0", "1", "negative", " Positive ", "1"]  # CSV and TSV are text
+    rows = [{"text": s, "y": y} for s, y in zip(sentences, native, strict=True)]
+    files = {
+        "csv": "text,y\n" + "".join(f'"{s}",{y}\n' for s, y in zip(sentences, text, strict=True)),
+        "tsv": "text\ty\n" + "".join(f"{s}\t{y}\n" for s, y in zip(sentences, text, strict=True)),
+        "jsonl": "".join(json.dumps(r) + "\n\n" for r in rows),
+        "json": json.dumps(rows, indent=1),
+    }
+    for suffix, content in files.items():
+        (tmp_path / f"data.{suffix}").write_text(content, encoding="utf-8")
+    table = pyarrow.table({"text": sentences, "y": [1.0, 0.0] * 3})
+    pyarrow.parquet.write_table(table, tmp_path / "data.parquet")
+    expected = [
+        {"sentence": s, "label": y} for s, y in zip(sentences, [0, 1, 1, 0, 1, 1], strict=True)
+    ]
+    for suffix in (*files, "parquet"):
+        if suffix == "parquet":
+            expected = [{"sentence": s, "label": [1, 0][i % 2]} for i, s in enumerate(sentences)]
+        path = str(tmp_path / f"data.{suffix}")
+        cfg = DatasetConfig(
+            name="sst2",
+            source="local",
+            data_files=DataFiles(train=path, test=path),
+            columns={"sentence": "text", "label": "y"},
+        )
+        train, test = load_examples(cfg, ("sentence",), ("negative", "positive"))
+        assert train == expected and test == expected, suffix
 
 
 def test_missing_local_file_and_split(tmp_path: Path) -> None:

@@ -4,7 +4,29 @@ from __future__ import annotations
 
 import numpy as np
 
+from hiso.config import ConfigError
 from hiso.seeding import numpy_generator
+
+
+def check_shard_size(num_examples: int, num_clients: int, batch_size: int) -> None:
+    """Both partitions give every client num_examples // num_clients examples: that must be at
+    least one batch, or a client's batch repeats examples (or, with none, never fills)."""
+    size = num_examples // num_clients
+    if size >= batch_size:
+        return
+    most = num_examples // batch_size
+    remedy = (
+        f"use at most {most} clients or a smaller optim.batch_size"
+        if most >= 1
+        else "use a smaller optim.batch_size or more training examples"
+    )
+    raise ConfigError(
+        "federation.num_clients",
+        num_clients,
+        f"a count that leaves every client at least optim.batch_size={batch_size} examples: "
+        f"{num_examples} training examples (what the validation split leaves) over "
+        f"{num_clients} clients give {size} each; {remedy}",
+    )
 
 
 def iid_partition(num_examples: int, num_clients: int, seed: int) -> list[np.ndarray]:
@@ -30,6 +52,8 @@ def dirichlet_partition(
     rng = numpy_generator(seed, "partition", "dirichlet")
     classes, counts = np.unique(labels, return_counts=True)
     q = rng.dirichlet(alpha * counts / counts.sum(), size=num_clients)
+    if not np.isfinite(q).all():
+        raise ValueError(f"Dirichlet({alpha}) drew non-finite class proportions")
     held: list[list[np.ndarray]] = [[] for _ in range(num_clients)]
     for j, c in enumerate(classes):
         members = rng.permutation(np.flatnonzero(labels == c))

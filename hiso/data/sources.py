@@ -1,19 +1,26 @@
 """Where text examples come from: the embedded movie reviews, local csv/json/parquet files, or
-the Hugging Face hub. Every source yields plain records keyed by the task's field names."""
+the Hugging Face hub. Every source yields plain records keyed by the task's field names, read and
+checked before any model loads: a broken file, a missing column or a bad label is reported with
+the file and the line (or row) where it is."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import datasets
 
-from hiso.config import DatasetConfig, SetupError
+from hiso.config import ConfigError, DatasetConfig, SetupError
 from hiso.data.movie_reviews import load_movie_reviews
 
 Records = list[dict[str, Any]]
-FILE_BUILDERS = {
+FILE_FORMATS = {
     ".csv": "csv",
     ".tsv": "csv",
     ".json": "json",
@@ -21,6 +28,7 @@ FILE_BUILDERS = {
     ".parquet": "parquet",
 }
 LOCAL_HINT = "dataset.source=local dataset.data_files.train=<file> dataset.data_files.test=<file>"
+SHOWN_ROWS = 5  # bad rows named in one message
 
 
 class DatasetUnavailableError(SetupError, RuntimeError):
@@ -28,7 +36,24 @@ class DatasetUnavailableError(SetupError, RuntimeError):
 
 
 class DatasetFormatError(SetupError, ValueError):
-    """The examples lack a needed column or carry labels outside the task's label set."""
+    """The examples are unreadable, lack a needed column or carry labels outside the label set."""
+
+
+@dataclass
+class Split:
+    """The records of one split and where they came from, to name a bad one: `lines[i]` is the
+    line of a text file record i starts on; without lines, records count as rows from 1."""
+
+    origin: str
+    records: Records
+    lines: list[int] | None = None
+
+    def where(self, i: int) -> str:
+        return f"line {self.lines[i]}" if self.lines is not None else f"row {i + 1}"
+
+    def head(self, limit: int | None) -> Split:
+        lines = self.lines[:limit] if self.lines is not None else None
+        return Split(self.origin, self.records[:limit], lines)
 
 
 def load_examples(
@@ -37,6 +62,13 @@ def load_examples(
     """(train, test) records holding `fields` (and an integer "label" when `label_names` is
     given), each split cut to its first cfg.max_train / cfg.max_test examples."""
     wanted = [*fields, "label"] if label_names is not None else list(fields)
+    for name, column in cfg.columns.items():
+        if name not in wanted:
+            raise ConfigError(
+                f"dataset.columns.{name}",
+                column,
+                f"a key that is a field of dataset {cfg.name!r}: " + ", ".join(wanted),
+            )
     if cfg.source == "embedded":
         if cfg.name != "movie-reviews":
             raise DatasetUnavailableError(
@@ -44,43 +76,143 @@ def load_examples(
                 f"use the hub or {LOCAL_HINT}."
             )
         raw = load_movie_reviews()
-        splits = {split: (f"embedded movie reviews [{split}]", raw[split]) for split in raw}
+        splits = {split: Split(f"embedded movie reviews [{split}]", raw[split]) for split in raw}
     elif cfg.source == "local":
         splits = {split: _read_local(cfg, split) for split in ("train", "test")}
     else:
         splits = _read_hub(cfg)
     out = []
     for split, limit in (("train", cfg.max_train), ("test", cfg.max_test)):
-        origin, rows = splits[split]
-        records = _select(rows[:limit], wanted, cfg.columns, origin)
-        if not records:
-            raise DatasetFormatError(f"{origin}: the {split} split has no examples.")
+        rows = splits[split].head(limit)
+        if not rows.records:
+            raise DatasetFormatError(f"{rows.origin}: the {split} split has no examples.")
+        records = _select(rows, wanted, cfg.columns)
         if label_names is not None:
-            _map_labels(records, label_names, origin)
+            _map_labels(records, rows, label_names)
         out.append(records)
     return out[0], out[1]
 
 
-def _read_local(cfg: DatasetConfig, split: str) -> tuple[str, Records]:
+def _read_local(cfg: DatasetConfig, split: str) -> Split:
+    key = f"dataset.data_files.{split}"
     path = getattr(cfg.data_files, split)
     if path is None:
-        raise DatasetUnavailableError(
-            f"dataset {cfg.name!r}: dataset.data_files.{split} is not set; give {LOCAL_HINT}."
-        )
-    builder = FILE_BUILDERS.get(Path(path).suffix.lower())
-    if builder is None:
-        raise DatasetUnavailableError(
-            f"dataset {cfg.name!r}: cannot read {path!r}; allowed extensions: "
-            + ", ".join(FILE_BUILDERS)
-        )
-    if not Path(path).is_file():
-        raise DatasetUnavailableError(f"dataset {cfg.name!r}: file {path!r} does not exist.")
-    kwargs = {"delimiter": "\t"} if path.lower().endswith(".tsv") else {}
-    table = datasets.load_dataset(builder, data_files={split: path}, split=split, **kwargs)
-    return path, table.to_list()
+        raise DatasetUnavailableError(f"dataset {cfg.name!r}: {key} is not set; give {LOCAL_HINT}.")
+    file = Path(path)
+    kind = FILE_FORMATS.get(file.suffix.lower())
+    if kind is None:
+        raise ConfigError(key, path, "a file ending in " + ", ".join(FILE_FORMATS))
+    if not file.is_file():
+        problem = "is a directory" if file.is_dir() else "does not exist"
+        raise DatasetUnavailableError(f"{key}: file {path!r} {problem}.")
+    if kind == "parquet":
+        return _read_parquet(file, path)
+    data = file.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise DatasetFormatError(
+            f"{path}: line {line} is not UTF-8 text (byte 0x{err.object[err.start]:02x}); "
+            "save the file as UTF-8."
+        ) from None
+    if not text.strip():
+        raise DatasetFormatError(f"{path}: the file is empty.")
+    if kind == "csv":
+        return _read_csv(text, path, "\t" if file.suffix.lower() == ".tsv" else ",")
+    return _read_json(text, path)
 
 
-def _read_hub(cfg: DatasetConfig) -> dict[str, tuple[str, Records]]:
+def _read_csv(text: str, origin: str, delimiter: str) -> Split:
+    """A header line naming the columns, then one record per line (blank lines skipped)."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    header: list[str] | None = None
+    records: Records = []
+    lines: list[int] = []
+    start = 1
+    try:
+        for row in reader:
+            if row:
+                if header is None:
+                    header = row
+                    repeated = sorted({c for c in row if row.count(c) > 1})
+                    if repeated:
+                        raise DatasetFormatError(
+                            f"{origin}: line {start}: the header repeats column(s) {repeated}."
+                        )
+                elif len(row) != len(header):
+                    raise DatasetFormatError(
+                        f"{origin}: line {start} has {len(row)} fields, the header "
+                        f"has {len(header)} ({delimiter!r}-separated: {header})."
+                    )
+                else:
+                    records.append(dict(zip(header, row, strict=True)))
+                    lines.append(start)
+            start = reader.line_num + 1
+    except csv.Error as err:
+        raise DatasetFormatError(f"{origin}: line {start} is not valid CSV: {err}.") from None
+    if not records:
+        raise DatasetFormatError(f"{origin}: the file has a header line but no rows.")
+    return Split(origin, records, lines)
+
+
+def _read_json(text: str, origin: str) -> Split:
+    """A JSON array of objects, or JSON lines: one object per line (blank lines skipped)."""
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        whole = None
+    if isinstance(whole, list):
+        for i, record in enumerate(whole):
+            if not isinstance(record, dict):
+                raise DatasetFormatError(
+                    f"{origin}: row {i + 1} of the JSON array is {_kind(record)}, "
+                    "not an object of fields."
+                )
+        return Split(origin, whole)
+    if isinstance(whole, dict):
+        return Split(origin, [whole])
+    records: Records = []
+    lines: list[int] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DatasetFormatError(
+                f"{origin}: line {number} is not valid JSON ({err.msg} at column {err.colno}); "
+                "expected one JSON object per line or a JSON array of objects."
+            ) from None
+        if not isinstance(record, dict):
+            raise DatasetFormatError(
+                f"{origin}: line {number} holds {_kind(record)}, not a JSON object of fields."
+            )
+        records.append(record)
+        lines.append(number)
+    return Split(origin, records, lines)
+
+
+def _read_parquet(file: Path, origin: str) -> Split:
+    import pyarrow
+    import pyarrow.parquet
+
+    try:
+        table = pyarrow.parquet.read_table(file)
+    except (pyarrow.ArrowException, OSError, ValueError) as err:
+        raise DatasetFormatError(
+            f"{origin}: not a readable parquet file ({' '.join(str(err).split())})."
+        ) from None
+    if table.num_rows == 0:
+        raise DatasetFormatError(f"{origin}: the parquet file has no rows.")
+    return Split(origin, table.to_pylist())
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else f"a {type(value).__name__}"
+
+
+def _read_hub(cfg: DatasetConfig) -> dict[str, Split]:
     if not cfg.hub_path:
         raise DatasetUnavailableError(
             f"dataset {cfg.name!r}: source=hub needs dataset.hub_path; or give {LOCAL_HINT}."
@@ -89,8 +221,8 @@ def _read_hub(cfg: DatasetConfig) -> dict[str, tuple[str, Records]]:
     try:
         loaded = datasets.load_dataset(cfg.hub_path, cfg.hub_name)
         return {
-            "train": (f"hub {name} [{cfg.train_split}]", loaded[cfg.train_split].to_list()),
-            "test": (f"hub {name} [{cfg.test_split}]", loaded[cfg.test_split].to_list()),
+            "train": Split(f"hub {name} [{cfg.train_split}]", loaded[cfg.train_split].to_list()),
+            "test": Split(f"hub {name} [{cfg.test_split}]", loaded[cfg.test_split].to_list()),
         }
     except (OSError, ValueError, KeyError) as err:
         raise DatasetUnavailableError(
@@ -100,32 +232,63 @@ def _read_hub(cfg: DatasetConfig) -> dict[str, tuple[str, Records]]:
         ) from err
 
 
-def _select(rows: Records, wanted: Sequence[str], columns: dict[str, str], origin: str) -> Records:
-    present = list(rows[0]) if rows else []
-    for name in wanted:
-        column = columns.get(name, name)
-        if rows and column not in rows[0]:
-            raise DatasetFormatError(
-                f"{origin}: column {column!r} (task field {name!r}) is missing; "
-                f"columns present: {present}. Map it with dataset.columns.{name}=<column>."
-            )
-    return [{name: row[columns.get(name, name)] for name in wanted} for row in rows]
+def _select(rows: Split, wanted: Sequence[str], columns: dict[str, str]) -> Records:
+    """Each record's task fields, renamed from their columns; a missing column or a null value
+    names the file and the line or row."""
+    out = []
+    for i, row in enumerate(rows.records):
+        record = {}
+        for name in wanted:
+            column = columns.get(name, name)
+            if column not in row:
+                raise DatasetFormatError(
+                    f"{rows.origin}: {rows.where(i)}: column {column!r} (task field {name!r}) "
+                    f"is missing; columns present: {list(row)}. "
+                    f"Map it with +dataset.columns.{name}=<column>."
+                )
+            if row[column] is None:
+                raise DatasetFormatError(
+                    f"{rows.origin}: {rows.where(i)}: column {column!r} is null."
+                )
+            record[name] = row[column]
+        out.append(record)
+    return out
 
 
-def _map_labels(records: Records, label_names: Sequence[str], origin: str) -> None:
-    """Replace each label by its class id: an integer (or bool) in range, or a label name."""
+def _label_id(value: Any, lookup: dict[str, int]) -> int | None:
+    """The class id of a label value: an integer or bool in range (1.0 counts as 1), or a label
+    name (any case); None when it is neither."""
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key in lookup:
+            return lookup[key]
+        try:
+            value = float(key)
+        except ValueError:
+            return None
+    if isinstance(value, bool):
+        value = int(value)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    return lookup.get(str(value)) if isinstance(value, int) else None
+
+
+def _map_labels(records: Records, rows: Split, label_names: Sequence[str]) -> None:
+    """Replace each label by its class id; labels that are none name their lines or rows."""
     lookup = {name.lower(): i for i, name in enumerate(label_names)}
     lookup.update({str(i): i for i in range(len(label_names))})
-    bad = set()
-    for record in records:
-        value = record["label"]
-        key = str(int(value)) if isinstance(value, bool | int) else str(value).strip().lower()
-        if key in lookup:
-            record["label"] = lookup[key]
+    bad = []
+    for i, record in enumerate(records):
+        label = _label_id(record["label"], lookup)
+        if label is None:
+            bad.append(f"{rows.where(i)}: {record['label']!r}")
         else:
-            bad.add(value)
+            record["label"] = label
     if bad:
+        shown = "; ".join(bad[:SHOWN_ROWS]) + (
+            f"; and {len(bad) - SHOWN_ROWS} more" if len(bad) > SHOWN_ROWS else ""
+        )
         raise DatasetFormatError(
-            f"{origin}: label values {sorted(bad, key=str)} are outside the label set; allowed: "
+            f"{rows.origin}: {len(bad)} label(s) outside the label set ({shown}); allowed: "
             f"0..{len(label_names) - 1} or {list(label_names)}."
         )

@@ -60,7 +60,8 @@ ClientUpdate = Callable[[int, int, list[list[int]], list[torch.Tensor]], float]
 
 
 class NonFiniteLossError(RuntimeError):
-    """A round produced a NaN or infinite loss or scalar under nan_policy=stop."""
+    """A round produced a NaN or infinite loss or scalar under nan_policy=stop, or
+    federation.max_skipped_rounds rounds in a row did under nan_policy=skip."""
 
 
 @dataclass
@@ -76,6 +77,8 @@ class SimulatedClient:
 
     def next_batch(self, size: int) -> list[int]:
         """The next `size` examples of the shard, reshuffled (seeded) at every pass."""
+        if len(self.indices) == 0:
+            raise ValueError(f"client {self.id} has no training examples: its shard is empty")
         out: list[int] = []
         while len(out) < size:
             if self.cursor == 0:
@@ -266,6 +269,8 @@ class Simulation:
         # spent up to it: with the components' state, what a checkpoint restores
         self.round: int | None = None
         self.elapsed = 0.0
+        # rounds skipped under nan_policy=skip: in all, and in a row up to the last round
+        self.skipped_rounds = self.skipped_in_a_row = 0
 
     # state --------------------------------------------------------------------------------
     def _components(self) -> dict[str, Any]:
@@ -287,6 +292,7 @@ class Simulation:
         state: dict[str, Any] = {
             "round": self.round,
             "elapsed": self.elapsed,
+            "skipped": [self.skipped_rounds, self.skipped_in_a_row],
             "parameters": list(self.master),
             "clients": [c.state_dict() for c in self.clients],
             "best": {"accuracy": self.best_accuracy, "round": self.best_round, "parameters": best},
@@ -307,6 +313,7 @@ class Simulation:
         for name, component in self._components().items():
             component.load_state_dict(state[name])
         self.round, self.elapsed = state["round"], state["elapsed"]
+        self.skipped_rounds, self.skipped_in_a_row = state["skipped"]
         best = state["best"]
         self.best_accuracy, self.best_round = best["accuracy"], best["round"]
         if best["parameters"] is not None:
@@ -593,18 +600,31 @@ class Simulation:
                 **self.wire.close_round(),
                 "round_time": time.perf_counter() - t0,
             }
-            if not np.isfinite(train_loss):
+            if np.isfinite(train_loss):
+                self.skipped_in_a_row = 0
+            else:
                 record["skipped"] = 1
+                self.skipped_rounds += 1
+                self.skipped_in_a_row += 1
             record.update(self.evaluate_round(rnd + 1))
             self.elapsed = time.perf_counter() - start
             record["wall_time"] = self.elapsed
             self.round = rnd + 1
             log(record)
+            if self.skipped_in_a_row >= f.max_skipped_rounds:
+                raise NonFiniteLossError(
+                    f"rounds {self.round - self.skipped_in_a_row + 1}-{self.round}: "
+                    f"{self.skipped_in_a_row} rounds in a row had a NaN or infinite loss or "
+                    f"scalar and were skipped (nan_policy=skip, federation.max_skipped_rounds="
+                    f"{f.max_skipped_rounds}), so the model is still that of round "
+                    f"{self.round - self.skipped_in_a_row}; lower optim.lr or change algo.mu"
+                )
             if on_round is not None:
                 on_round()
         extras: dict[str, float | int | None] = {
             "peak_memory_bytes": peak_memory_bytes(self.device),
             "num_parameters": self.num_parameters,
+            "skipped_rounds": self.skipped_rounds,
         }
         if self.round == f.rounds:  # resumed at the end, no round ran: the final model's scores
             extras |= self.test_at_best(record if record is not None else self.evaluate("test"))

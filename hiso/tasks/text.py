@@ -75,28 +75,55 @@ def resolve_template(cfg: DatasetConfig, model_name: str) -> Template:
     return template
 
 
-def build_text_task(
-    cfg: DatasetConfig, tokenizer: PreTrainedTokenizerBase, model_name: str
-) -> Task:
-    """Load the dataset's examples, carve the validation split from the training examples and
-    tokenise them for `tokenizer` (left padding)."""
+@dataclass(frozen=True)
+class TextData:
+    """A text task's template and its checked examples (labels as class ids), not tokenised:
+    the training examples left after carving the validation split, and the held-out splits."""
+
+    template: Template
+    train: list[dict[str, Any]]
+    heldout: dict[HeldOut, list[dict[str, Any]]]
+    generative: bool
+
+    @property
+    def num_train(self) -> int:
+        return len(self.train)
+
+
+def read_text_data(cfg: DatasetConfig, model_name: str) -> TextData:
+    """The dataset's template (checked against its fields) and examples, read and checked, with
+    the validation split carved from the training examples."""
     spec = _spec(cfg)
     template = resolve_template(cfg, model_name)
     examples, test = load_examples(cfg, spec.fields, spec.label_names)
     kept, carved = carve_validation(len(examples), cfg.validation_size, cfg.validation_seed)
     train = [examples[i] for i in kept]
     heldout = {"validation": [examples[i] for i in carved], "test": test}
-    if spec.label_names is None:
+    return TextData(template, train, heldout, generative=spec.label_names is None)
+
+
+def build_text_task(
+    cfg: DatasetConfig,
+    tokenizer: PreTrainedTokenizerBase,
+    model_name: str,
+    data: TextData | None = None,
+) -> Task:
+    """Tokenise the dataset's examples (`data`, else read now) for `tokenizer` (left padding)."""
+    if data is None:
+        data = read_text_data(cfg, model_name)
+    if data.generative:
         return SquadTask(
-            template,
+            data.template,
             tokenizer,
-            train,
-            heldout,
+            data.train,
+            data.heldout,
             cfg.max_length,
             cfg.eval_batch_size,
             cfg.generation_tokens,
         )
-    return LabelWordTask(template, tokenizer, train, heldout, cfg.max_length, cfg.eval_batch_size)
+    return LabelWordTask(
+        data.template, tokenizer, data.train, data.heldout, cfg.max_length, cfg.eval_batch_size
+    )
 
 
 def _spec(cfg: DatasetConfig) -> TaskSpec:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -21,13 +22,25 @@ DIGITS_SPLIT_SEED = 0
 Images = tuple[np.ndarray, np.ndarray]  # (images, class ids)
 
 
+@dataclass(frozen=True)
+class ImageData:
+    """The training images left after carving the validation split, and the held-out splits."""
+
+    train: Images
+    heldout: dict[HeldOut, Images]
+
+    @property
+    def num_train(self) -> int:
+        return len(self.train[1])
+
+
 class ImageClassification(Task):
-    def __init__(self, train: Images, heldout: dict[HeldOut, Images], eval_batch_size: int) -> None:
-        self._train_x = torch.as_tensor(train[0], dtype=torch.float32)
-        self._train_y = torch.as_tensor(train[1], dtype=torch.long)
+    def __init__(self, data: ImageData, eval_batch_size: int) -> None:
+        self._train_x = torch.as_tensor(data.train[0], dtype=torch.float32)
+        self._train_y = torch.as_tensor(data.train[1], dtype=torch.long)
         self._heldout = {
             split: (torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long))
-            for split, (x, y) in heldout.items()
+            for split, (x, y) in data.heldout.items()
             if len(y)
         }
         self.eval_batch_size = eval_batch_size
@@ -67,11 +80,15 @@ class ImageClassification(Task):
         return {"loss": total_loss / n, "accuracy": correct / n}
 
 
-def digits_task(
-    eval_batch_size: int = 512, validation_size: int | None = None, validation_seed: int = 0
-) -> ImageClassification:
-    """The digits scaled to [0, 1], with a fixed stratified 80/20 train/test split; the
-    validation split is carved from the 80% (dataset.validation_size)."""
+def read_digits(
+    max_train: int | None = None,
+    max_test: int | None = None,
+    validation_size: int | None = None,
+    validation_seed: int = 0,
+) -> ImageData:
+    """The digits scaled to [0, 1], with a fixed stratified 80/20 train/test split, each cut to
+    its first max_train / max_test images; the validation split is carved from the training
+    images (dataset.validation_size)."""
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float32)[:, None]
     x_train, x_test, y_train, y_test = train_test_split(
@@ -81,9 +98,12 @@ def digits_task(
         random_state=DIGITS_SPLIT_SEED,
         stratify=digits.target,
     )
+    x_train, y_train = x_train[:max_train], y_train[:max_train]
     kept, carved = carve_validation(len(y_train), validation_size, validation_seed)
-    return ImageClassification(
+    return ImageData(
         (x_train[kept], y_train[kept]),
-        {"validation": (x_train[carved], y_train[carved]), "test": (x_test, y_test)},
-        eval_batch_size,
+        {
+            "validation": (x_train[carved], y_train[carved]),
+            "test": (x_test[:max_test], y_test[:max_test]),
+        },
     )

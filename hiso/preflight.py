@@ -1,0 +1,196 @@
+"""What `hiso-run` checks before anything heavy loads or any job starts.
+
+The command line is composed the way `hydra.main` will compose it (Hydra 1.3's own parser, search
+path and config loader; a multirun expanded by the basic sweeper's own rule), and every job's
+config is validated, its output directory, logger and data checked, and the client shards its data
+allows worked out. The first problem ends the command with one message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import copy
+import netrc
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
+
+from hiso.config import ConfigError, LoggerConfig, SetupError, unknown_field, validate
+from hiso.data.partition import check_shard_size
+
+INPUT_ERROR = 2
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def read_checked_data(cfg: Any, already_read: dict[str, Any] | None = None) -> Any:
+    """The task's examples, read and checked, for a client split that gives every client at
+    least one batch. `already_read` keeps what was read per dataset section, so that the jobs of
+    a sweep over other fields read their data once."""
+    from hiso.tasks import read_task_data
+
+    already_read = {} if already_read is None else already_read
+    key = OmegaConf.to_yaml(cfg.dataset) + cfg.model.name  # the template may depend on the model
+    if key not in already_read:
+        already_read[key] = read_task_data(cfg)
+    data = already_read[key]
+    check_shard_size(data.num_train, cfg.federation.num_clients, cfg.optim.batch_size)
+    return data
+
+
+def check_logger(cfg: LoggerConfig) -> None:
+    """wandb online needs an API key from the environment or `wandb login` (never the config)."""
+    if cfg.wandb == "online" and not _wandb_key_available():
+        raise ConfigError(
+            "logger.wandb",
+            cfg.wandb,
+            "offline or disabled; online needs WANDB_API_KEY in the environment or a key stored "
+            "by `wandb login`, and this environment has neither",
+        )
+
+
+def _wandb_key_available() -> bool:
+    """Whether wandb will find a key: WANDB_API_KEY (or an identity token file) or a netrc entry
+    for the wandb host, where `wandb login` stores it. The key itself is never read."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    host = urlsplit(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).netloc
+    try:
+        return netrc.netrc(os.environ.get("NETRC")).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def check_output_dir(key: str, path: Path) -> None:
+    """`path` is a directory, or one that can be created in its nearest existing ancestor."""
+    path = path.absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(key, str(path), f"a directory: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(key, str(path), f"a writable directory: {existing} is not writable")
+
+
+def check_job(cfg: DictConfig, already_read: dict[str, Any]) -> None:
+    """Check one composed job (with its hydra node): config, output directory, logger, data and
+    shards (see read_checked_data for `already_read`)."""
+    task = copy.deepcopy(cfg)
+    with open_dict(task):
+        del task["hydra"]
+    validate(task)
+    if cfg.hydra.mode == RunMode.MULTIRUN:
+        check_output_dir("hydra.sweep.dir", Path(cfg.hydra.sweep.dir))
+    else:
+        check_output_dir("hydra.run.dir", Path(cfg.hydra.run.dir))
+    check_logger(task.logger)
+    if task.resume in (None, "auto"):  # resume=DIR runs DIR's saved config, read as it starts
+        read_checked_data(task, already_read)
+
+
+def compose_jobs(args: Any) -> list[DictConfig]:
+    """The config of every job `hiso-run ARGS` runs (one for a run, one per sweep point of the
+    basic sweeper), composed with Hydra's own machinery as hydra.main in hiso/cli.py does."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_automatic_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import SearchPathException
+
+    search_path = create_automatic_config_search_path(None, "hiso.cli", args.config_path or "conf")
+    if args.config_dir is not None:
+        folder = os.path.abspath(args.config_dir)
+        if not os.path.isdir(folder):
+            raise SearchPathException(f"--config-dir {folder} is not a directory")
+        search_path.prepend("command-line", f"file://{folder}", SearchPathQuery(provider="schema"))
+    config_name = args.config_name or "config"
+    overrides = list(args.overrides)
+    app = Hydra.create_main_hydra2(task_name="cli", config_search_path=search_path)
+    try:
+        mode = app.get_mode(config_name, overrides)  # hydra.mode in the config, if set
+        if args.multirun or (mode == RunMode.MULTIRUN and not args.cfg):
+            return _sweep_jobs(app, config_name, [*overrides, "hydra.mode=MULTIRUN"])
+        run = [*overrides, "hydra.mode=RUN"]
+        return [app.compose_config(config_name, run, RunMode.RUN, with_log_configuration=False)]
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _sweep_jobs(app: Any, config_name: str, overrides: list[str]) -> list[DictConfig]:
+    """Each job of a multirun, as the basic sweeper will compose it before launching (none for
+    other sweepers, whose jobs are not known in advance)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    base = app.compose_config(
+        config_name, overrides, RunMode.MULTIRUN, with_log_configuration=False
+    )
+    if base.hydra.sweeper._target_ != BASIC_SWEEPER:
+        return []
+    params = [f"{k}={v}" for k, v in (base.hydra.sweeper.params or {}).items()]
+    parser = OverridesParser.create(config_loader=app.config_loader)
+    parsed = parser.parse_overrides([*params, *base.hydra.overrides.task])
+    (jobs,) = BasicSweeper.split_arguments(parsed, None)
+    return [app.config_loader.load_sweep_config(base, list(job)) for job in jobs]
+
+
+def describe(error: Exception, overrides: list[str]) -> str:
+    """One message for an input error: ours as raised, Hydra's and OmegaConf's on one line
+    (an unknown key named with the fields that exist)."""
+    if isinstance(error, SetupError):
+        return str(error)
+    from hydra.errors import MissingConfigException, OverrideParseException
+
+    cause = error.__cause__ if isinstance(error.__cause__, OmegaConfBaseException) else error
+    key = getattr(cause, "full_key", None)
+    if key and (allowed := unknown_field(key)):
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        given = OverridesParser.create().parse_overrides(overrides)
+        value = next(
+            (
+                o.input_line.partition("=")[2] if o.is_sweep_override() else o.value()
+                for o in given
+                if o.key_or_group == key
+            ),
+            None,
+        )
+        return str(ConfigError(key, value, allowed))
+    if isinstance(error, MissingConfigException) and error.options:
+        return f"{str(error).splitlines()[0]}; options: {', '.join(error.options)}"
+    if isinstance(error, OverrideParseException):
+        return f"cannot parse {error.override!r}: {error.message.splitlines()[0]}"
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if cause is not error:
+        lines.append(str(cause).splitlines()[0])
+    return ": ".join(line.rstrip(".") for line in lines[:2])
+
+
+def check_command() -> None:
+    """Compose and check every job of this command line; exit 2 with one message at the first
+    input error. Help, info and shell completion are left to Hydra."""
+    from hydra._internal.utils import get_args_parser
+    from hydra.errors import HydraException
+
+    args = get_args_parser().parse_args()
+    if args.help or args.hydra_help or args.info or args.shell_completion:
+        return
+    if args.experimental_rerun is not None:
+        return
+    try:
+        jobs = compose_jobs(args)
+        if args.cfg:
+            return
+        already_read: dict[str, Any] = {}
+        for cfg in jobs:
+            check_job(cfg, already_read)
+    except (SetupError, HydraException, OmegaConfBaseException) as error:
+        exit_input_error(describe(error, args.overrides))
+
+
+def exit_input_error(message: str) -> NoReturn:
+    print(f"hiso-run: {message}", file=sys.stderr)
+    sys.exit(INPUT_ERROR)
