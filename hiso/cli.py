@@ -16,7 +16,6 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from hiso.config import ConfigError, SetupError, register_configs, validate
-from hiso.federation.simulator import NonFiniteLossError
 from hiso.preflight import check_command, check_logger, exit_input_error, read_checked_data
 from hiso.stop import Interrupted, StopSignals
 
@@ -92,6 +91,26 @@ def run(
 
 
 def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
+    print(f"[hiso-run] {summary_line(summary)}; outputs in {run_dir}")
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    """The figures of a finished run, rounded: accuracies in percent, seconds to 3 significant
+    digits, bytes in binary units."""
+    from hiso.tracking.records import human_bytes
+
+    def shown(key: str) -> str:
+        value = summary.get(key)
+        if value is None:
+            return "n/a"
+        if key.endswith("accuracy") or key.endswith("accuracy_at_best"):
+            return f"{value:.2%}"
+        if key == "seconds_per_round":
+            return f"{value:.3g}"
+        if key == "total_bytes":
+            return human_bytes(value)
+        return str(value)
+
     keys = (
         "initial_test_accuracy",
         "final_test_accuracy",
@@ -100,18 +119,17 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
         "test_accuracy_at_best",
         "rounds_to_target",
         "seconds_per_round",
+        "total_bytes",
     )
-    shown = ", ".join(f"{k}={summary.get(k)}" for k in keys)
+    line = ", ".join(f"{key}={shown(key)}" for key in keys)
     skipped = summary.get("skipped_rounds")
-    warning = f"; {skipped} rounds skipped (NaN/inf, nan_policy=skip)" if skipped else ""
-    print(
-        f"[hiso-run] {shown}; total_bytes={summary.get('total_bytes')}{warning}; "
-        f"outputs in {run_dir}"
-    )
+    return line + (f"; {skipped} rounds skipped (NaN/inf, nan_policy=skip)" if skipped else "")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def _main(cfg: DictConfig) -> float | None:
+    # imported here, not above: transformers and datasets read the hub switches as they load
+    from hiso.federation.simulator import NonFiniteLossError
     from hiso.resume import prepare
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)

@@ -167,11 +167,22 @@ class DatasetConfig:
 
 @dataclass
 class LoggerConfig:
+    # progress on stderr: a bar on a terminal; elsewhere (a file, a pipe, a cluster log) one
+    # plain line per evaluation and every log_every rounds
     console: bool = True
+    log_every: int = 10
     jsonl: bool = True
     wandb: str = "offline"
     project: str = "hiso-run"
     plot: bool = True
+
+
+@dataclass
+class HubConfig:
+    # let the run download models and datasets from the Hugging Face hub; off, hiso-run sets
+    # HF_HUB_OFFLINE=1 and HF_DATASETS_OFFLINE=1 (unless set in the environment) and reads only
+    # local directories and the Hugging Face cache
+    online: bool = False
 
 
 @dataclass
@@ -191,6 +202,7 @@ class RunConfig:
     federation: FederationConfig = field(default_factory=FederationConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
     # continue a run from its last checkpoint: null, its run directory, or auto (this job's own
     # output directory: skipped when finished, continued when cut off, started when empty)
     resume: str | None = None
@@ -379,6 +391,7 @@ def validate(cfg: Any) -> None:
     _at_least("model.channels", m.channels, 1)
     _at_least("model.hidden", m.hidden, 1)
     _choice("logger.wandb", lg.wandb, ("offline", "online", "disabled"))
+    _at_least("logger.log_every", lg.log_every, 1)
     _choice("nan_policy", cfg.nan_policy, ("stop", "skip"))
     for key, seed in (("seed", cfg.seed), ("dataset.validation_seed", d.validation_seed)):
         if not 0 <= seed <= MAX_SEED:

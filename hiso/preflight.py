@@ -22,6 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hiso.config import ConfigError, LoggerConfig, SetupError, unknown_field, validate
 from hiso.data.partition import check_shard_size
+from hiso.hub import set_hub_mode
 
 INPUT_ERROR = 2
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -78,9 +79,7 @@ def check_output_dir(key: str, path: Path) -> None:
 def check_job(cfg: DictConfig, already_read: dict[str, Any]) -> None:
     """Check one composed job (with its hydra node): config, output directory, logger, data and
     shards (see read_checked_data for `already_read`)."""
-    task = copy.deepcopy(cfg)
-    with open_dict(task):
-        del task["hydra"]
+    task = _task(cfg)
     validate(task)
     if cfg.hydra.mode == RunMode.MULTIRUN:
         check_output_dir("hydra.sweep.dir", Path(cfg.hydra.sweep.dir))
@@ -89,6 +88,22 @@ def check_job(cfg: DictConfig, already_read: dict[str, Any]) -> None:
     check_logger(task.logger)
     if task.resume in (None, "auto"):  # resume=DIR runs DIR's saved config, read as it starts
         read_checked_data(task, already_read)
+
+
+def _task(cfg: DictConfig) -> DictConfig:
+    """A composed job's config without its hydra node."""
+    task = copy.deepcopy(cfg)
+    with open_dict(task):
+        del task["hydra"]
+    return task
+
+
+def _online(jobs: list[DictConfig]) -> bool:
+    """hub.online of the command: one process, so one value for every job of a sweep."""
+    values = {bool(cfg.hub.online) for cfg in jobs}
+    if len(values) > 1:
+        raise ConfigError("hub.online", "true,false", "one value for every job of a sweep")
+    return values == {True}
 
 
 def compose_jobs(args: Any) -> list[DictConfig]:
@@ -171,7 +186,8 @@ def describe(error: Exception, overrides: list[str]) -> str:
 
 def check_command() -> None:
     """Compose and check every job of this command line; exit 2 with one message at the first
-    input error. Help, info and shell completion are left to Hydra."""
+    input error; then set the hub's offline switches (hiso/hub.py) before the data is read.
+    Help, info and shell completion are left to Hydra; `--cfg` validates the config it prints."""
     from hydra._internal.utils import get_args_parser
     from hydra.errors import HydraException
 
@@ -183,7 +199,10 @@ def check_command() -> None:
     try:
         jobs = compose_jobs(args)
         if args.cfg:
+            for cfg in jobs:
+                validate(_task(cfg))
             return
+        set_hub_mode(_online(jobs))
         already_read: dict[str, Any] = {}
         for cfg in jobs:
             check_job(cfg, already_read)

@@ -18,6 +18,7 @@ import datasets
 
 from hiso.config import ConfigError, DatasetConfig, SetupError
 from hiso.data.movie_reviews import load_movie_reviews
+from hiso.hub import ONLINE_HINT, hub_offline
 
 Records = list[dict[str, Any]]
 FILE_FORMATS = {
@@ -225,10 +226,20 @@ def _read_hub(cfg: DatasetConfig) -> dict[str, Split]:
             "test": Split(f"hub {name} [{cfg.test_split}]", loaded[cfg.test_split].to_list()),
         }
     except (OSError, ValueError, KeyError) as err:
+        local = (
+            f"give it as local files: {LOCAL_HINT} (with dataset.columns.<field>=<column> when "
+            "the files' column names differ from the task's)"
+        )
+        if hub_offline():
+            raise DatasetUnavailableError(
+                f"dataset {cfg.name!r} ({name}) is not in the local Hugging Face cache and "
+                f"hiso-run works offline: run once with {ONLINE_HINT} to download and cache it "
+                f"for later offline runs; or {local}."
+            ) from err
+        reason = str(err).splitlines()[0].rstrip(".")
         raise DatasetUnavailableError(
-            f"dataset {cfg.name!r} ({name}) could not be loaded from the Hugging Face hub: {err}\n"
-            f"Supply it locally: {LOCAL_HINT} (with dataset.columns.<field>=<column> when the "
-            "file's column names differ from the task's)."
+            f"dataset {cfg.name!r} ({name}) could not be loaded from the Hugging Face hub: "
+            f"{reason}; {local}."
         ) from err
 
 

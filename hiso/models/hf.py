@@ -21,6 +21,7 @@ from transformers import (
 )
 
 from hiso.config import ConfigError, LoRAConfig, ModelConfig, SetupError
+from hiso.hub import ONLINE_HINT, hub_offline
 from hiso.seeding import derive_seed
 
 
@@ -45,19 +46,26 @@ def load_causal_lm(
         tokenizer = AutoTokenizer.from_pretrained(source, token=token)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, token=token)
     except OSError as err:
-        raise ModelUnavailableError(
-            f"model {cfg.name!r} ({source}) could not be loaded: {err}\n"
-            "Supply it locally: on a machine with network run "
-            f"`hf download {cfg.hub_id or '<hub id>'} --local-dir <dir>`, copy <dir> "
-            "here and pass `model.path=<dir>`"
-            + (
-                " (gated model: accept its licence and set HF_TOKEN)."
-                if "llama" in str(source)
-                else "."
-            )
-        ) from err
+        raise ModelUnavailableError(_unavailable(cfg, source, err)) from err
     configure_tokenizer(tokenizer)
     return model.to(device=device, dtype=torch.float32).eval(), tokenizer
+
+
+def _unavailable(cfg: ModelConfig, source: Path | str, err: OSError) -> str:
+    """One message: why the checkpoint did not load and the commands that supply it."""
+    hub_id = cfg.hub_id or "<hub id>"
+    fetch = (
+        f"fetch it with `hf download {hub_id}` (into the Hugging Face cache), or "
+        f"`hf download {hub_id} --local-dir DIR` and pass model.path=DIR"
+        + (" (gated: accept its licence and set HF_TOKEN)" if "llama" in str(source) else "")
+    )
+    if hub_offline():
+        return (
+            f"model {cfg.name!r} ({source}) is not in the local Hugging Face cache and hiso-run "
+            f"works offline: {fetch}; or let the run download it with {ONLINE_HINT}."
+        )
+    reason = str(err).splitlines()[0].rstrip(".")
+    return f"model {cfg.name!r} ({source}) could not be loaded: {reason}; {fetch}."
 
 
 def with_lora(model: nn.Module, cfg: LoRAConfig, seed: int) -> nn.Module:

@@ -82,6 +82,7 @@ class Tracker:
             jsonl_path = self.run_dir / "metrics.jsonl"
             write_text_atomic(jsonl_path, "".join(_jsonl_line(r) for r in self.history))
             self._jsonl = jsonl_path.open("a", encoding="utf-8")
+        self.total_rounds = total_rounds
         self._bar = (
             tqdm(
                 total=total_rounds,
@@ -90,11 +91,13 @@ class Tracker:
                 file=sys.stderr,
                 dynamic_ncols=True,
             )
-            if cfg.console
+            if cfg.console and sys.stderr.isatty()
             else None
         )
+        self._lines = cfg.console and self._bar is None
         self._postfix: dict[str, str] = {}
         self._start = self._last = time.perf_counter()
+        self._shown = (self.round_reached or 0, self._start)  # round and clock of the last line
 
     def log(self, metrics: dict[str, float | int]) -> None:
         """Record one round (the dict must hold "round"): console, JSONL line (flushed), wandb."""
@@ -112,6 +115,8 @@ class Tracker:
             self._run.log(record, step=record["round"])
         if self._bar:
             self._show(self._bar, record)
+        elif self._lines:
+            self._print_line(record, now)
 
     def _show(self, bar: tqdm, record: dict) -> None:
         if record.get("train_loss") is not None:
@@ -129,6 +134,26 @@ class Tracker:
             values = "  ".join(f"{k} {v:.4f}" for k, v in scores.items())
             bytes_ = human_bytes(record.get("cumulative_bytes") or 0)
             tqdm.write(f"round {record['round']}/{bar.total}  {values}  bytes {bytes_}")
+
+    def _print_line(self, record: dict, now: float) -> None:
+        """Without a terminal: one line per evaluation and every log_every rounds, no bar."""
+        rnd = record["round"]
+        scores = {k: v for k, v in record.items() if k.startswith(_SCORES) and v is not None}
+        if not scores and rnd % self.cfg.log_every and rnd != self.total_rounds:
+            return
+        parts = [f"round {rnd}/{self.total_rounds}"]
+        if record.get("train_loss") is not None:
+            parts.append(f"loss {record['train_loss']:.4g}")
+        parts += [
+            f"{key} {value:.2%}" if key.endswith("accuracy") else f"{key} {value:.4g}"
+            for key, value in scores.items()
+        ]
+        parts.append(f"bytes {human_bytes(record.get('cumulative_bytes') or 0)}")
+        last_round, last_time = self._shown
+        if rnd > last_round:
+            parts.append(f"{(now - last_time) / (rnd - last_round):.3g} s/round")
+        self._shown = (rnd, now)
+        print("  ".join(parts), file=sys.stderr, flush=True)
 
     @property
     def round_reached(self) -> int | None:
