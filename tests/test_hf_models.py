@@ -60,8 +60,8 @@ def test_eos_doubles_as_pad_without_new_tokens(tmp_path: Path) -> None:
 def test_hub_model_offline_names_the_fix() -> None:
     with pytest.raises(ModelUnavailableError, match="opt-125m") as err:
         load_causal_lm(ModelConfig(name="opt-125m", hub_id="facebook/opt-125m"), CPU)
-    assert "model.path=<dir>" in str(err.value)
-    assert "download facebook/opt-125m --local-dir" in str(err.value)
+    assert "model.path=DIR" in str(err.value) and "hub.online=true" in str(err.value)
+    assert "`hf download facebook/opt-125m --local-dir DIR`" in str(err.value)
 
 
 def test_path_without_checkpoint_is_an_error(tmp_path: Path) -> None:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import math
+import os
+import pty
+import struct
+import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -115,9 +121,47 @@ def test_offline_run_writes_every_sink_and_reads_back(tmp_path: Path, capsys) ->
     logged = {u.key or ".".join(u.nested_key): u.value_json for s in summaries for u in s.update}
     assert json.loads(logged["rounds_to_target"]) == 4
 
-    out, err = capsys.readouterr()
-    assert "round 4/4" in out and "test_accuracy 0.7500" in out
-    assert "acc=78.00%" in err and "bytes=10.08 KiB" in err  # the validation accuracy
+    # pytest's captured stderr is no terminal: plain lines at the evaluations (rounds 0, 2, 4)
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    assert err.splitlines() == [
+        "round 0/4  val_loss 0.55  val_accuracy 45.00%  test_loss 0.5  test_accuracy 50.00%  "
+        "test_f1 0.1  bytes 0 B",
+        "round 2/4  loss 1.5  val_loss 0.35  val_accuracy 65.00%  test_loss 0.2  "
+        "test_accuracy 80.00%  test_f1 0.1  bytes 3.086 KiB  2 s/round",
+        "round 4/4  loss 1  val_loss 0.22  val_accuracy 78.00%  test_loss 0.25  "
+        "test_accuracy 75.00%  test_f1 0.1  bytes 10.08 KiB  3.5 s/round",
+    ]
+
+
+def test_plain_lines_every_log_every_rounds_without_a_terminal(tmp_path: Path, capsys) -> None:
+    cfg = LoggerConfig(console=True, wandb="disabled", plot=False, log_every=3)
+    tracker = Tracker(tmp_path, cfg, {}, total_rounds=7)
+    for r in range(8):
+        record = {"round": r, "train_loss": 1.0, "cumulative_bytes": 100 * r, "round_time": r}
+        if r == 5:
+            record["val_accuracy"] = 0.123456
+        tracker.log(record)
+    tracker.finish({}, None)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split()[1] for line in lines] == ["0/7", "3/7", "5/7", "6/7", "7/7"]
+    assert lines[1].endswith("bytes 300 B  2 s/round")  # rounds 1-3: (1 + 2 + 3) / 3
+    assert "val_accuracy 12.35%" in lines[2] and lines[2].endswith("4.5 s/round")
+
+
+def test_a_terminal_gets_the_progress_bar(tmp_path: Path, monkeypatch) -> None:
+    main, side = pty.openpty()
+    fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))  # 160 columns
+    terminal = os.fdopen(side, "w")
+    monkeypatch.setattr(sys, "stderr", terminal)
+    tracker = Tracker(tmp_path, LoggerConfig(wandb="disabled", plot=False), {}, total_rounds=4)
+    log_all(tracker, make_history())
+    tracker.finish({}, None)
+    terminal.flush()
+    shown = os.read(main, 1 << 16).decode()
+    terminal.close()
+    os.close(main)
+    assert "\r" in shown and "acc=78.00%" in shown and "bytes=10.08 KiB" in shown
 
 
 def test_close_on_error_keeps_metrics_and_marks_wandb_failed(tmp_path: Path) -> None:

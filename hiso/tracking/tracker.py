@@ -97,7 +97,7 @@ class Tracker:
         self._lines = cfg.console and self._bar is None
         self._postfix: dict[str, str] = {}
         self._start = self._last = time.perf_counter()
-        self._shown = (self.round_reached or 0, self._start)  # round and clock of the last line
+        self._unshown: list[float] = []  # round times logged since the last plain line
 
     def log(self, metrics: dict[str, float | int]) -> None:
         """Record one round (the dict must hold "round"): console, JSONL line (flushed), wandb."""
@@ -116,7 +116,7 @@ class Tracker:
         if self._bar:
             self._show(self._bar, record)
         elif self._lines:
-            self._print_line(record, now)
+            self._print_line(record)
 
     def _show(self, bar: tqdm, record: dict) -> None:
         if record.get("train_loss") is not None:
@@ -135,9 +135,12 @@ class Tracker:
             bytes_ = human_bytes(record.get("cumulative_bytes") or 0)
             tqdm.write(f"round {record['round']}/{bar.total}  {values}  bytes {bytes_}")
 
-    def _print_line(self, record: dict, now: float) -> None:
-        """Without a terminal: one line per evaluation and every log_every rounds, no bar."""
+    def _print_line(self, record: dict) -> None:
+        """Without a terminal: one line per evaluation and every log_every rounds, no bar; the
+        seconds per round are the mean round time since the previous line."""
         rnd = record["round"]
+        if rnd:
+            self._unshown.append(record.get("round_time") or 0.0)
         scores = {k: v for k, v in record.items() if k.startswith(_SCORES) and v is not None}
         if not scores and rnd % self.cfg.log_every and rnd != self.total_rounds:
             return
@@ -149,10 +152,9 @@ class Tracker:
             for key, value in scores.items()
         ]
         parts.append(f"bytes {human_bytes(record.get('cumulative_bytes') or 0)}")
-        last_round, last_time = self._shown
-        if rnd > last_round:
-            parts.append(f"{(now - last_time) / (rnd - last_round):.3g} s/round")
-        self._shown = (rnd, now)
+        if self._unshown:
+            parts.append(f"{sum(self._unshown) / len(self._unshown):.3g} s/round")
+        self._unshown = []
         print("  ".join(parts), file=sys.stderr, flush=True)
 
     @property
