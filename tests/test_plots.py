@@ -11,9 +11,9 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-import yaml
+from omegaconf import OmegaConf
 
-from hiso.tracking import plot_run, plot_runs
+from hiso.tracking import plot_bands, plot_run, plot_runs
 from hiso.tracking.curves import ema
 from hiso.tracking.labels import flatten, hyperparameter_line, run_labels, varying_keys
 
@@ -106,6 +106,17 @@ def test_several_runs_share_one_legend_outside_the_panels(tmp_path: Path) -> Non
         assert not box.overlaps(ax.get_tightbbox(renderer))
 
 
+def test_bands_have_one_legend_below_the_panels_and_integer_rounds(tmp_path: Path) -> None:
+    cells = {"a": {"HiSo": [history()]}, "b": {"HiSo": [history()], "DeComFL": [history()]}}
+    fig = plot_bands(cells, tmp_path / "bands.png", "t")
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["HiSo", "DeComFL"]
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    assert all(float(t).is_integer() for t in ax.get_xticks() if lo <= t <= hi)
+
+
 def test_labels_name_only_what_differs_and_the_algorithm() -> None:
     configs = [
         flatten(config(optim__lr=1e-6, logger__wandb="offline")),
@@ -138,8 +149,8 @@ def test_hyperparameter_line_leaves_out_what_the_legend_names() -> None:
 
 def write_run(run_dir: Path, cfg: dict, overrides: list[str], summary: dict | None) -> None:
     (run_dir / ".hydra").mkdir(parents=True)
-    (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
-    (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    OmegaConf.save(OmegaConf.create(cfg), run_dir / ".hydra" / "config.yaml")
+    OmegaConf.save(OmegaConf.create(overrides), run_dir / ".hydra" / "overrides.yaml")
     (run_dir / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in history()) + "\n")
     if summary is not None:
         (run_dir / "summary.json").write_text(json.dumps(summary))

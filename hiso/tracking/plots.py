@@ -130,7 +130,8 @@ def plot_bands(
 ) -> Figure:
     """Validation accuracy against rounds and against measured cumulative bytes, one row of two
     panels per cell (name -> method label -> the method's runs): the mean over runs as a line,
-    their min-max as a band, one colour per method across cells. Returns the figure."""
+    their min-max as a band, one colour per method across cells, one legend below the panels.
+    Returns the figure."""
     labels = list(dict.fromkeys(label for methods in cells.values() for label in methods))
     colours = {label: f"C{i % 10}" for i, label in enumerate(labels)}
     fig = Figure(figsize=(11, 3.6 * max(len(cells), 1)), layout="constrained")
@@ -163,7 +164,13 @@ def plot_bands(
             _band_axes(ax, x, linthresh)
             if cell:
                 ax.set_title(cell, fontsize="medium")
-        row[0].legend(fontsize="small")
+    handles = {
+        label: handle
+        for ax in axes[:, 0]
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True)
+    }
+    if handles:
+        fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=3)
     fig.suptitle(title)
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
