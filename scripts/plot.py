@@ -2,8 +2,9 @@
 
     python scripts/plot.py RUN_DIR [RUN_DIR ...] -o out.png [--labels a b ...] [--title T]
 
-Each RUN_DIR needs a metrics.jsonl; a run's default label is its Hydra overrides
-(RUN_DIR/.hydra/overrides.yaml) or, without any, the directory name.
+Each RUN_DIR needs a metrics.jsonl. A run's default label is its algorithm and the config keys
+whose values differ between the runs (from RUN_DIR/.hydra/config.yaml), or without saved configs
+its directory name; the figure's footer gives the hyperparameters the runs share.
 """
 
 from __future__ import annotations
@@ -11,16 +12,31 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 from hiso.tracking import plot_runs, read_jsonl
+from hiso.tracking.labels import (
+    hyperparameter_line,
+    overridden_keys,
+    overrides,
+    run_config,
+    run_labels,
+    varying_keys,
+)
 
 
-def run_label(run_dir: Path) -> str:
-    """The run's Hydra command-line overrides joined by spaces, else the directory name."""
-    overrides = run_dir / ".hydra" / "overrides.yaml"
-    items = OmegaConf.load(overrides) if overrides.is_file() else []
-    return " ".join(str(item) for item in items) or run_dir.resolve().name
+def labels_and_footer(run_dirs: list[Path]) -> tuple[list[str], str]:
+    """A label per run (what differs between the runs, with the algorithm; the directory name
+    for a run without a saved config) and the hyperparameter line of what they share."""
+    configs = [run_config(run_dir) for run_dir in run_dirs]
+    overridden = set().union(*(overridden_keys(overrides(run_dir)) for run_dir in run_dirs))
+    labels = [
+        label if config else run_dir.resolve().name
+        for label, config, run_dir in zip(
+            run_labels(configs, overridden), configs, run_dirs, strict=True
+        )
+    ]
+    saved = [config for config in configs if config]
+    footer = hyperparameter_line(saved[0], varying_keys(saved, overridden)) if saved else ""
+    return labels, footer
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,12 +51,12 @@ def main(argv: list[str] | None = None) -> None:
     for run_dir in args.run_dirs:
         if not (run_dir / "metrics.jsonl").is_file():
             parser.error(f"{run_dir / 'metrics.jsonl'} does not exist")
-    labels = args.labels or [run_label(run_dir) for run_dir in args.run_dirs]
+    labels, footer = labels_and_footer(args.run_dirs)
     runs: dict[str, list[dict]] = {}
-    for label, run_dir in zip(labels, args.run_dirs, strict=True):
+    for label, run_dir in zip(args.labels or labels, args.run_dirs, strict=True):
         key = label if label not in runs else f"{label} ({run_dir})"
         runs[key] = read_jsonl(run_dir / "metrics.jsonl")
-    plot_runs(runs, args.output, args.title or args.output.stem)
+    plot_runs(runs, args.output, args.title or args.output.stem, footer or None)
     print(args.output)
 
 

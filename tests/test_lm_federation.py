@@ -11,7 +11,11 @@ import numpy as np
 import pytest
 import torch
 from test_cli import hiso_run
-from test_replay import assert_bitwise_equal, run_with_replicas
+from test_replay import (
+    assert_bitwise_equal,
+    assert_replicas_hold_the_server_state,
+    run_with_replicas,
+)
 
 from hiso.config import compose_config
 from hiso.federation.simulator import Simulation
@@ -61,11 +65,7 @@ def test_replica_rebuilds_language_model_bit_for_bit(checkpoint: Path, extra: tu
     x0 = [x.clone() for x in sim.master]
     replicas = run_with_replicas(sim)
     assert not all(torch.equal(a, b) for a, b in zip(x0, sim.master, strict=True))
-    for replica in replicas:
-        assert_bitwise_equal(replica.params, sim.master)
-        if sim.state.curvature is not None:
-            assert replica.state.curvature is not None
-            assert_bitwise_equal(replica.state.curvature, sim.state.curvature)
+    assert_replicas_hold_the_server_state(sim, replicas)
 
 
 def test_hiso_beta_one_follows_decomfl_on_a_language_model(checkpoint: Path) -> None:

@@ -10,7 +10,11 @@ import numpy as np
 import pytest
 import torch
 from test_lm_federation import lm_simulation
-from test_replay import assert_bitwise_equal, run_with_replicas
+from test_replay import (
+    assert_bitwise_equal,
+    assert_replicas_hold_the_server_state,
+    run_with_replicas,
+)
 
 from hiso.config import ConfigError
 
@@ -58,11 +62,7 @@ def test_lora_adapters_are_drawn_from_the_run_seed(checkpoint: Path) -> None:
 def test_replica_rebuilds_the_adapters_bit_for_bit(checkpoint: Path, extra: tuple) -> None:
     sim = lm_simulation(checkpoint, *LORA, *extra)
     replicas = run_with_replicas(sim)
-    for replica in replicas:
-        assert_bitwise_equal(replica.params, sim.master)
-        if sim.state.curvature is not None:
-            assert replica.state.curvature is not None
-            assert_bitwise_equal(replica.state.curvature, sim.state.curvature)
+    assert_replicas_hold_the_server_state(sim, replicas)
 
 
 def test_hiso_beta_one_is_decomfl_with_lora(checkpoint: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import importlib.util
 import json
 import math
 import os
@@ -248,26 +247,3 @@ def test_human_bytes() -> None:
         "20 MiB",
         "3 GiB",
     ]
-
-
-def test_plot_script_labels_and_writes_png(tmp_path: Path, capsys) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "plot_script", Path(__file__).resolve().parents[1] / "scripts" / "plot.py"
-    )
-    assert spec and spec.loader
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-
-    run_dirs = [tmp_path / "a", tmp_path / "b"]
-    for run_dir in run_dirs:
-        run_dir.mkdir()
-        lines = [json.dumps(r) for r in make_history()]
-        (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
-    (run_dirs[0] / ".hydra").mkdir()
-    (run_dirs[0] / ".hydra" / "overrides.yaml").write_text("- algo=hiso\n- seed=1\n")
-    assert [script.run_label(d) for d in run_dirs] == ["algo=hiso seed=1", "b"]
-
-    out_png = tmp_path / "cmp.png"
-    script.main([str(d) for d in run_dirs] + ["-o", str(out_png)])
-    assert capsys.readouterr().out.strip() == str(out_png)
-    assert out_png.read_bytes()[:8] == PNG_MAGIC

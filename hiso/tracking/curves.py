@@ -1,5 +1,5 @@
-"""Curves over seeds: a metric averaged over runs on the evaluation rounds they share, with its
-min-max band and the mean cumulative byte counts at each of those rounds."""
+"""Curves: a metric averaged over runs on the evaluation rounds they share, with its min-max band
+and the mean cumulative byte counts at each of those rounds; a noisy per-round series smoothed."""
 
 from __future__ import annotations
 
@@ -42,3 +42,18 @@ def mean_curve(histories: Sequence[list[dict]], key: str = "val_accuracy") -> li
             means[name] = statistics.fmean(counts) if all(map(is_number, counts)) else None
         points.append(CurvePoint(rnd, statistics.fmean(values), min(values), max(values), means))
     return points
+
+
+def ema(values: Sequence[float], span: int) -> list[float]:
+    """Exponential moving average with weight 2 / (span + 1) on the newest value, started at the
+    first value: s[0] = v[0], s[t] = s[t-1] + a * (v[t] - s[t-1]). span 1 returns the values."""
+    alpha = 2.0 / (span + 1)
+    smoothed: list[float] = []
+    for value in values:
+        smoothed.append(value if not smoothed else smoothed[-1] + alpha * (value - smoothed[-1]))
+    return smoothed
+
+
+def ema_span(count: int) -> int:
+    """The span a curve of `count` points is smoothed with: a tenth of it, from 1 to 50."""
+    return max(1, min(50, count // 10))

@@ -1,17 +1,18 @@
-"""Learning curves: train loss and test accuracy against round and against cumulative bytes, and
-validation accuracy over seeds (mean and band) for the reproduce tables."""
+"""Learning curves: train loss (smoothed) and accuracy against round and against cumulative bytes
+(round 0 at zero bytes), and validation accuracy over seeds (mean and band) for the reproduce
+tables."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter, PercentFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter, PercentFormatter
 
-from hiso.tracking.curves import mean_curve
+from hiso.tracking.curves import ema, ema_span, is_number, mean_curve
 from hiso.tracking.records import human_bytes
 
 # (x key, y key) of the 2x2 panels, row by row
@@ -23,8 +24,8 @@ _PANELS = (
 )
 _LABELS = {
     "round": "round",
-    "cumulative_bytes": "cumulative bytes (uplink + downlink)",
-    "train_loss": "train loss",
+    "cumulative_bytes": "cumulative bytes on the wire (all clients)",
+    "train_loss": "train loss (EMA; raw per round faint)",
     "accuracy": "accuracy (validation: line, test: squares)",
 }
 # the series an accuracy panel draws: (metric key, marker, line style)
@@ -32,37 +33,44 @@ _ACCURACY_SERIES = (("val_accuracy", "o", "-"), ("test_accuracy", "s", ":"))
 
 
 def _points(history: list[dict], x: str, y: str) -> tuple[list[float], list[float]]:
-    """Rounds with a numeric x and y; on the log bytes axis only x > 0 (round 0 has zero bytes)."""
-    pairs = [
-        (r[x], r[y])
-        for r in history
-        if isinstance(r.get(x), int | float)
-        and isinstance(r.get(y), int | float)
-        and (x == "round" or r[x] > 0)
-    ]
+    """The rounds with a finite x and y, round 0 included (on the bytes axis at zero bytes)."""
+    pairs = [(r[x], r[y]) for r in history if is_number(r.get(x)) and is_number(r.get(y))]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def _style(ax: Axes, x: str, y: str) -> None:
-    ax.set_xlabel(_LABELS[x])
-    ax.set_ylabel(_LABELS[y])
-    ax.grid(alpha=0.3)
-    if x == "cumulative_bytes":
-        ax.set_xscale("log", base=2)
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: human_bytes(value)))
-        ax.xaxis.set_minor_formatter(NullFormatter())
-    if y == "accuracy":
-        ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+def round_axis(ax: Axes) -> None:
+    """Integer round ticks (a short run gets no fractional rounds)."""
+    ax.set_xlabel("round")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _draw(runs: dict[str, list[dict]], out_png: Path, title: str, legend: bool) -> None:
+def bytes_axis(ax: Axes, linthresh: float) -> None:
+    """Cumulative bytes on a symlog axis: linear up to `linthresh` (the smallest positive count
+    drawn, a first round's bytes), logarithmic above, so round 0 (no bytes yet) sits at x = 0."""
+    ax.set_xscale("symlog", base=4, linthresh=linthresh, linscale=0.5)
+    ax.set_xlabel(_LABELS["cumulative_bytes"])
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: human_bytes(value)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _linthresh(counts: Iterable[object]) -> float:
+    return min((float(c) for c in counts if is_number(c) and c > 0), default=1.0)  # type: ignore[operator]
+
+
+def _draw(runs: dict[str, list[dict]], out_png: Path, title: str, footer: str | None) -> Figure:
     fig = Figure(figsize=(11, 7.5), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, 2)
+    linthresh = _linthresh(r.get("cumulative_bytes") for h in runs.values() for r in h)
     for ax, (x, y) in zip(axes.flat, _PANELS, strict=True):
         for colour, (label, history) in enumerate(runs.items()):
-            series = _ACCURACY_SERIES if y == "accuracy" else ((y, None, "-"),)
-            for key, marker, style in series:
+            if y == "train_loss":
+                xs, ys = _points(history, x, y)
+                ax.plot(xs, ys, color=f"C{colour}", linewidth=0.8, alpha=0.25)
+                smooth = ema(ys, ema_span(len(ys)))
+                ax.plot(xs, smooth, color=f"C{colour}", linewidth=1.5, label=label)
+                continue
+            for key, marker, style in _ACCURACY_SERIES:
                 xs, ys = _points(history, x, key)
                 if xs:
                     ax.plot(
@@ -73,25 +81,38 @@ def _draw(runs: dict[str, list[dict]], out_png: Path, title: str, legend: bool) 
                         markersize=3,
                         linewidth=1.2,
                         color=f"C{colour}",
-                        label=label if key == series[0][0] or y != "accuracy" else None,
+                        label=label if key == _ACCURACY_SERIES[0][0] else None,
                     )
-        _style(ax, x, y)
-    if legend:
-        axes[0, 1].legend(fontsize="small")
-    fig.suptitle(title)
+        if x == "round":
+            round_axis(ax)
+        else:
+            bytes_axis(ax, linthresh)
+        ax.set_ylabel(_LABELS[y])
+        ax.grid(alpha=0.3)
+        if y == "accuracy":
+            ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    if len(runs) > 1:
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(runs), 3))
+    fig.suptitle(title if not footer else f"{title}\n{footer}")
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=110)
+    return fig
 
 
-def plot_run(history: list[dict], out_png: Path, title: str) -> None:
-    """Write a 2x2 PNG of one run's train loss and test accuracy against round and bytes."""
-    _draw({title: history}, out_png, title, legend=False)
+def plot_run(history: list[dict], out_png: Path, title: str, footer: str | None = None) -> Figure:
+    """Write a 2x2 PNG of one run's train loss and accuracy against round and bytes; `footer`
+    (e.g. `hyperparameter_line(config)`) goes under the title. Returns the figure."""
+    return _draw({title: history}, out_png, title, footer)
 
 
-def plot_runs(runs: dict[str, list[dict]], out_png: Path, title: str) -> None:
-    """Write the 2x2 curves of several runs on shared axes, one legend entry per dict key."""
-    _draw(runs, out_png, title, legend=True)
+def plot_runs(
+    runs: dict[str, list[dict]], out_png: Path, title: str, footer: str | None = None
+) -> Figure:
+    """Write the 2x2 curves of several runs on shared axes, one legend entry per dict key, the
+    legend below the panels. Returns the figure."""
+    return _draw(runs, out_png, title, footer)
 
 
 def _band_axes(ax: Axes, x: str, linthresh: float) -> None:
@@ -99,13 +120,9 @@ def _band_axes(ax: Axes, x: str, linthresh: float) -> None:
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
     ax.grid(alpha=0.3)
     if x == "round":
-        ax.set_xlabel("round")
-        return
-    # symlog: linear up to the first round's bytes, so round 0 (no bytes yet) sits at x = 0
-    ax.set_xscale("symlog", base=4, linthresh=linthresh, linscale=0.5)
-    ax.set_xlabel("cumulative bytes on the wire (all clients)")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: human_bytes(value)))
-    ax.xaxis.set_minor_formatter(NullFormatter())
+        round_axis(ax)
+    else:
+        bytes_axis(ax, linthresh)
 
 
 def plot_bands(
@@ -113,7 +130,8 @@ def plot_bands(
 ) -> Figure:
     """Validation accuracy against rounds and against measured cumulative bytes, one row of two
     panels per cell (name -> method label -> the method's runs): the mean over runs as a line,
-    their min-max as a band, one colour per method across cells. Returns the figure."""
+    their min-max as a band, one colour per method across cells, one legend below the panels.
+    Returns the figure."""
     labels = list(dict.fromkeys(label for methods in cells.values() for label in methods))
     colours = {label: f"C{i % 10}" for i, label in enumerate(labels)}
     fig = Figure(figsize=(11, 3.6 * max(len(cells), 1)), layout="constrained")
@@ -124,10 +142,7 @@ def plot_bands(
         for cell, methods in cells.items()
         for label, runs in methods.items()
     }
-    positive = [
-        p.bytes["measured"] for curve in curves.values() for p in curve if p.bytes.get("measured")
-    ]
-    linthresh = min(positive, default=1.0)
+    linthresh = _linthresh(p.bytes.get("measured") for curve in curves.values() for p in curve)
     for row, (cell, methods) in zip(axes, cells.items(), strict=False):
         for label in methods:
             curve = curves[(cell, label)]
@@ -149,7 +164,13 @@ def plot_bands(
             _band_axes(ax, x, linthresh)
             if cell:
                 ax.set_title(cell, fontsize="medium")
-        row[0].legend(fontsize="small")
+    handles = {
+        label: handle
+        for ax in axes[:, 0]
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True)
+    }
+    if handles:
+        fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=3)
     fig.suptitle(title)
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
