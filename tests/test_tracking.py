@@ -247,3 +247,15 @@ def test_human_bytes() -> None:
         "20 MiB",
         "3 GiB",
     ]
+
+
+def test_curves_footer_names_the_key_hyperparameters(tmp_path: Path) -> None:
+    config = {
+        "algo": {"name": "hiso", "num_perturbations": 5},
+        "optim": {"lr": 1e-5, "batch_size": 8},
+        "seed": 3,
+    }
+    tracker = Tracker(tmp_path, LoggerConfig(console=False, wandb="disabled"), config, 1)
+    assert tracker.footer.startswith("hiso")
+    assert all(part in tracker.footer for part in ("lr=1e-05", "P=5", "batch=8", "seed=3"))
+    tracker.finish({}, target_accuracy=None)

@@ -115,3 +115,23 @@ def test_hiso_logs_curvature_with_each_evaluation() -> None:
     assert [r["round"] for r in rows] == [0, 6, 12]
     assert rows[0]["curvature_q05"] == rows[0]["curvature_q95"] == 1.0  # H_0 = 1
     assert rows[-1]["curvature_q50"] != 1.0
+
+
+def test_a_long_evaluation_is_announced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The digits CNN evaluates in milliseconds: no word; with the bar lowered, each split's
+    evaluation is announced with its size before it starts."""
+    import hiso.federation.simulator as simulator
+
+    quiet = digits_simulation("federation.rounds=2", "federation.eval_every=0")
+    heard: list[str] = []
+    quiet.announce = heard.append
+    quiet.run(lambda record: None)
+    assert heard == []
+    monkeypatch.setattr(simulator, "ANNOUNCED_EVALUATION", 1)
+    loud = digits_simulation("federation.rounds=2", "federation.eval_every=0")
+    loud.announce = heard.append
+    loud.run(lambda record: None)
+    assert heard[:2] == [
+        "evaluating 143 examples of the validation split",
+        "evaluating 360 examples of the test split",
+    ]

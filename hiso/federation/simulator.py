@@ -194,6 +194,9 @@ def peak_memory_bytes(device: torch.device) -> int:
 
 # metric-name prefix of each held-out split
 PREFIX: dict[HeldOut, str] = {"validation": "val", "test": "test"}
+# examples x parameters of an evaluation worth a word before it starts (seconds on a CPU): a
+# language model's held-out split, never the digits CNN's
+ANNOUNCED_EVALUATION = 10**9
 
 
 class Simulation:
@@ -264,6 +267,8 @@ class Simulation:
         self.best_accuracy: float | None = None
         self.best_round: int | None = None
         self._best_path = best_model_path
+        # where a word before a long evaluation goes (the CLI's tracker prints it)
+        self.announce: Callable[[str], None] = lambda message: None
         self._scratch: tempfile.TemporaryDirectory | None = None
         # the last round logged (None until round 0, the starting model, is) and the wall time
         # spent up to it: with the components' state, what a checkpoint restores
@@ -367,7 +372,11 @@ class Simulation:
         return out
 
     def evaluate(self, split: HeldOut) -> dict[str, float]:
-        """The task's metrics on a held-out split at the current model, keyed `val_*`/`test_*`."""
+        """The task's metrics on a held-out split at the current model, keyed `val_*`/`test_*`;
+        an evaluation that takes a while is announced first (`announce`)."""
+        size = self.task.heldout_size(split)
+        if size * self.num_parameters >= ANNOUNCED_EVALUATION:
+            self.announce(f"evaluating {size} examples of the {split} split")
         with torch.no_grad(), self.autocast():
             metrics = self.task.evaluate(self.model, self.device, split)
         return {f"{PREFIX[split]}_{k}": v for k, v in metrics.items()}

@@ -51,6 +51,10 @@ class Task(ABC):
         """The held-out splits this task holds: "test", and "validation" unless it is empty."""
 
     @abstractmethod
+    def heldout_size(self, split: HeldOut) -> int:
+        """Number of examples of a held-out split."""
+
+    @abstractmethod
     def evaluate(self, model: nn.Module, device: torch.device, split: HeldOut) -> dict[str, float]:
         """Deterministic metrics on the whole held-out `split`: at least `loss` and `accuracy`
         (for generative tasks `accuracy` is the task's score, e.g. F1)."""

@@ -171,6 +171,9 @@ class LabelWordTask(Task):
     def heldout_splits(self) -> tuple[HeldOut, ...]:
         return tuple(self._heldout)
 
+    def heldout_size(self, split: HeldOut) -> int:
+        return len(self._heldout[split][0])
+
     def lengths(self, indices: Sequence[int]) -> np.ndarray | None:
         return np.array([len(self._train[i]) for i in indices], dtype=np.int64)
 

@@ -55,6 +55,9 @@ class ImageClassification(Task):
     def heldout_splits(self) -> tuple[HeldOut, ...]:
         return tuple(self._heldout)
 
+    def heldout_size(self, split: HeldOut) -> int:
+        return len(self._heldout[split][1])
+
     def batch(self, indices: Sequence[int], device: torch.device) -> Batch:
         index = torch.as_tensor(indices, dtype=torch.long)
         return {

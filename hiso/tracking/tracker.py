@@ -12,6 +12,7 @@ import wandb
 from tqdm import tqdm
 
 from hiso.tracking.atomic import write_text_atomic
+from hiso.tracking.labels import hyperparameter_line
 from hiso.tracking.plots import plot_run
 from hiso.tracking.records import human_bytes, json_safe, summarize
 
@@ -63,6 +64,7 @@ class Tracker:
         (self.run_dir / SUMMARY).unlink(missing_ok=True)
         self.cfg = cfg
         self.title = run_name or self.run_dir.name
+        self.footer = hyperparameter_line(config)
         self.history: list[dict] = list(history or [])
         self._run: wandb.Run | None = None
         if cfg.wandb != "disabled":
@@ -157,6 +159,13 @@ class Tracker:
         self._unshown = []
         print("  ".join(parts), file=sys.stderr, flush=True)
 
+    def note(self, message: str) -> None:
+        """One line on the console between rounds (e.g. a long evaluation starting)."""
+        if self._bar:
+            tqdm.write(message, file=sys.stderr)
+        elif self._lines:
+            print(message, file=sys.stderr, flush=True)
+
     @property
     def round_reached(self) -> int | None:
         """The last round logged (None before round 0 is)."""
@@ -177,7 +186,7 @@ class Tracker:
         return the summary. `status` is "finished", or "interrupted" for a run stopped early."""
         summary = self._write_summary(summary_extra, target_accuracy, status)
         if self.cfg.plot and self.history:
-            plot_run(self.history, self.run_dir / "curves.png", self.title)
+            plot_run(self.history, self.run_dir / "curves.png", self.title, self.footer)
         if self._run:
             self._run.summary.update(summary)
         self._close(exit_code=exit_code)
