@@ -15,7 +15,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from hiso.config import ConfigError, SetupError, register_configs, validate
+from hiso.config import ConfigError, SetupError, conf_dir, register_configs, validate
 from hiso.preflight import check_command, check_logger, exit_input_error, read_checked_data
 from hiso.stop import Interrupted, StopSignals
 
@@ -127,7 +127,7 @@ def summary_line(summary: dict[str, Any]) -> str:
     return line + (f"; {skipped} rounds skipped (NaN/inf, nan_policy=skip)" if skipped else "")
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def _main(cfg: DictConfig) -> float | None:
     # imported here, not above: transformers and datasets read the hub switches as they load
     from hiso.federation.simulator import NonFiniteLossError

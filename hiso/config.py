@@ -15,6 +15,8 @@ import math
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -213,16 +215,25 @@ class RunConfig:
     nan_policy: str = "stop"
 
 
+def conf_dir() -> Path:
+    """The config groups: `conf/` beside the package in a checkout or an editable install, the
+    copy a wheel ships as `hiso.conf` otherwise."""
+    checkout = Path(__file__).resolve().parents[1] / "conf"
+    if (checkout / "config.yaml").is_file() and (checkout / "algo" / "hiso.yaml").is_file():
+        return checkout
+    return Path(str(resources.files("hiso.conf")))
+
+
 def register_configs() -> None:
     ConfigStore.instance().store(name="base_config", node=RunConfig)
 
 
 def compose_config(overrides: Sequence[str], validated: bool = True) -> Any:
     """The config `hiso-run OVERRIDES...` would run, composed outside the CLI (scripts, tests)."""
-    from hydra import compose, initialize_config_module
+    from hydra import compose, initialize_config_dir
 
     register_configs()
-    with initialize_config_module("hiso.conf", version_base="1.3"):
+    with initialize_config_dir(str(conf_dir()), version_base="1.3"):
         cfg = compose("config", overrides=list(overrides))
     if validated:
         validate(cfg)

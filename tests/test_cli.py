@@ -19,7 +19,7 @@ from hiso.tracking import read_jsonl, read_wandb_offline_history
 from hiso.tracking.records import human_bytes
 
 HISO_RUN = shutil.which("hiso-run", path=str(Path(sys.executable).parent))
-CONF = Path(__file__).resolve().parents[1] / "hiso" / "conf"
+CONF = Path(__file__).resolve().parents[1] / "conf"
 FAST = ("+experiment=digits", "federation.rounds=20", "federation.eval_every=10")
 
 
@@ -248,3 +248,16 @@ def test_skipped_rounds_are_counted_and_named_on_the_last_line(tmp_path: Path) -
     assert json.loads((run_dir / "summary.json").read_text())["skipped_rounds"] == skipped
     last = result.stdout.strip().splitlines()[-1]
     assert f"{skipped} rounds skipped" in last
+
+
+def test_user_config_groups_from_config_dir(tmp_path: Path) -> None:
+    """A user's own group option, outside the checkout, composes with the shipped groups."""
+    mine = tmp_path / "my-conf" / "federation"
+    mine.parent.mkdir()
+    mine.mkdir()
+    (mine / "big.yaml").write_text("defaults:\n  - default\n  - _self_\nnum_clients: 40\n")
+    cfg = hiso_run("--config-dir", str(mine.parent), "federation=big", "--cfg", "job", cwd=tmp_path)
+    assert cfg.returncode == 0, cfg.stderr
+    assert "num_clients: 40" in cfg.stdout and "clients_per_round:" in cfg.stdout
+    missing = hiso_run("federation=big", "--cfg", "job", cwd=tmp_path)
+    assert missing.returncode != 0 and "big" in missing.stderr

@@ -15,7 +15,7 @@ from hiso.tracking import read_jsonl
 
 import lm_fixtures
 
-CONF = Path(__file__).resolve().parents[1] / "hiso" / "conf"
+CONF = Path(__file__).resolve().parents[1] / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
 

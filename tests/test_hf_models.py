@@ -18,7 +18,7 @@ from hiso.tasks.text import build_text_task
 from lm_fixtures import LLAMA_SPECIAL, checkpoint_tokenizer, save_checkpoint, tiny_llama
 
 CPU = torch.device("cpu")
-CONF = Path(__file__).resolve().parents[1] / "hiso" / "conf"
+CONF = Path(__file__).resolve().parents[1] / "conf"
 HF_MODELS = ["opt-125m", "opt-350m", "opt-1.3b", "opt-2.7b", "llama-3.2-1b", "llama-3.2-3b"]
 
 

@@ -30,7 +30,7 @@ from hiso.tasks.templates import (
 from hiso.tasks.text import TASKS, LabelWordTask, build_text_task, resolve_template
 
 CPU = torch.device("cpu")
-CONF = Path(__file__).resolve().parents[1] / "hiso" / "conf"
+CONF = Path(__file__).resolve().parents[1] / "conf"
 SENTENCES = [e["sentence"] for e in load_movie_reviews()["train"][300:340]]
 
 

@@ -25,7 +25,7 @@ from hiso.tracking import (
 from hiso.tracking.records import human_bytes
 from hiso.tracking.wandb_reader import read_records, run_files
 
-CONF = Path(__file__).resolve().parents[1] / "hiso" / "conf" / "logger"
+CONF = Path(__file__).resolve().parents[1] / "conf" / "logger"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 # round 0 has a long round_time so that including it would move the median (2.5 -> 3.0)
