@@ -47,14 +47,11 @@ def prompt_fields(prompt: str) -> tuple[str, ...]:
         if name is None:
             continue
         if not name or name.isdigit() or spec or conversion:
-            shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
-            raise ConfigError("dataset.prompt", prompt, f"{PROMPT_ALLOWED}; {shown} is not")
+            raise ConfigError("dataset.prompt", prompt, f"{PROMPT_ALLOWED}; a field here is not")
         if name not in fields:
             fields.append(name)
     if not fields:
-        raise ConfigError(
-            "dataset.prompt", prompt, f"{PROMPT_ALLOWED}; this one names no column"
-        )
+        raise ConfigError("dataset.prompt", prompt, f"{PROMPT_ALLOWED}; this one names no column")
     return tuple(fields)
 
 
@@ -102,7 +99,7 @@ def _labels(
         raise ConfigError(
             "dataset.label_words",
             None,
-            "one word per class, in class order, e.g. '[\" bad\", \" good\"]'; or "
+            'one word per class, in class order, e.g. \'[" bad", " good"]\'; or '
             "dataset.answer_column=<column> for a generative task",
         )
     if cfg.label_names is not None:
@@ -139,7 +136,8 @@ def _fields(
             raise ConfigError(
                 f"dataset.columns.{name}",
                 column,
-                f"a key that is a field of dataset {cfg.name!r}: " + ", ".join((*in_prompt, target)),
+                f"a key that is a field of dataset {cfg.name!r}: "
+                + ", ".join((*in_prompt, target)),
             )
     fields = {name: _prompt_column(cfg, name, own_prompt) for name in in_prompt}
     given = cfg.answer_column if generative else cfg.label_column
@@ -152,15 +150,14 @@ def _fields(
             f"the column +dataset.columns.{target}={mapped!r} names (set one of the two)",
         )
     column = mapped or given or default
-    shown = [c.name for c in fields.values()]
-    if target in fields or column in shown:
+    what = "gold answers" if generative else "labels"
+    if target in fields or column in [c.name for c in fields.values()]:
+        shown = target if target in fields else column
+        key, value = ("dataset.prompt", cfg.prompt) if own_prompt else (config_field, given)
         raise ConfigError(
-            "dataset.prompt",
-            cfg.prompt,
-            f"a prompt that does not show {'the answer' if generative else 'the label'}: it "
-            f"names {column!r}, which {config_field} reads",
+            key, value, f"a prompt that does not show the {what}: it shows {shown!r}, the {what}"
         )
-    fields[target] = Column(column, f"{config_field}; set it to the column that holds them")
+    fields[target] = Column(column, f"{config_field}; set it to the column of the {what}")
     return fields
 
 

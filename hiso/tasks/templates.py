@@ -129,9 +129,7 @@ TEMPLATES: dict[str, Template] = {
 def label_token_ids(template: Template, tokenizer: PreTrainedTokenizerBase) -> list[int]:
     """One distinct token id per label word; raise TemplateError otherwise, naming the word, its
     tokens and, when the word with its leading space added or removed is one token, that word."""
-    where = f"{template.words_from} of template {template.name!r}" if template.words_from else (
-        f"template {template.name!r}"
-    )
+    where = template.words_from or f"template {template.name!r}"
     ids = []
     for word in template.label_words:
         tokens = _tokens(word, tokenizer)
