@@ -13,16 +13,26 @@ import netrc
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from hiso.config import ConfigError, LoggerConfig, SetupError, unknown_field, validate
+from hiso.config import (
+    ConfigError,
+    LoggerConfig,
+    ModelConfig,
+    SetupError,
+    unknown_field,
+    validate,
+)
 from hiso.data.partition import check_shard_size
 from hiso.hub import set_hub_mode
+
+if TYPE_CHECKING:
+    from hiso.tasks.templates import Template
 
 INPUT_ERROR = 2
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -47,7 +57,7 @@ def read_checked_data(cfg: Any, already_read: dict[str, Any] | None = None) -> A
     return data
 
 
-def check_label_words(model: Any, template: Any) -> None:
+def check_label_words(model: ModelConfig, template: Template) -> None:
     """Each label word is one token of the model's tokenizer, loaded alone (no weights). A
     checkpoint whose tokenizer cannot be found here is left to the model loader, whose message
     says how to fetch it; the words are checked again when the task is built."""
