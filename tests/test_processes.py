@@ -21,6 +21,7 @@ from test_resume import timeless
 
 from hiso import cli
 from hiso.config import compose_config
+from hiso.federation.processes import checksum
 from hiso.tracking import read_jsonl
 from hiso.tracking.checkpoint import Checkpoints
 
@@ -154,3 +155,32 @@ def test_a_corrupted_replica_is_caught_at_its_round(tmp_path: Path) -> None:
     assert [r["round"] for r in read_jsonl(run_dir / "metrics.jsonl")] == [0, 1, 2, 3]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and "round 4" in summary["error"]
+
+
+def test_under_a_launcher_only_the_main_process_lets_hydra_write(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["hiso-run", "+experiment=digits"]
+    assert cli._follow_main_process(argv) == argv  # launched alone
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    assert cli._follow_main_process(argv) == argv
+    monkeypatch.setenv("RANK", "1")
+    assert cli._follow_main_process(argv)[2:] == [
+        "hydra.run.dir=.",
+        "hydra.output_subdir=null",
+        "hydra/job_logging=disabled",
+        "hydra/hydra_logging=disabled",
+    ]
+    with pytest.raises(SystemExit) as stopped:
+        cli._follow_main_process([*argv, "-m", "seed=0,1"])
+    assert stopped.value.code == 2
+    assert "-m/--multirun under a launcher of 2 processes" in capsys.readouterr().err
+
+
+def test_the_checksum_sees_one_ulp() -> None:
+    x = torch.randn(1000)
+    y = x.clone()
+    assert torch.equal(checksum([x, x[:10]]), checksum([y, y[:10]]))
+    y[500] = torch.nextafter(y[500], torch.tensor(float("inf")))
+    assert not torch.equal(checksum([x]), checksum([y]))
