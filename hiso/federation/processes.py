@@ -164,14 +164,19 @@ def start_processes(device: str) -> Processes:
     if device.startswith("cuda") and not cuda:
         raise ConfigError("device", device, "cpu or auto: this machine has no CUDA device")
     state = PartialState(cpu=device == "cpu" or not cuda, timeout=COLLECTIVE_TIMEOUT)
-    if device.startswith("cuda:") and state.num_processes > 1:
+    if state.num_processes == 1:
+        # accelerate's pick for one process, made here: the state is created once per process
+        # and keeps its first `cpu` flag, while one process may run several jobs (tests, sweeps)
+        chosen = torch.device(("cuda" if cuda else "cpu") if device == "auto" else device)
+        return Processes(device=chosen)
+    if device.startswith("cuda:"):
         raise ConfigError(
             "device",
             device,
             f"auto or cuda with {state.num_processes} processes (each process takes the GPU "
             "of its local rank)",
         )
-    chosen = torch.device(device) if device.startswith("cuda:") else state.device
+    chosen = state.device
     if chosen.type == "cpu":  # accelerate says cpu:0 in a process group; it is the one CPU
         chosen = torch.device("cpu")
     return Processes(state.process_index, state.num_processes, chosen)
