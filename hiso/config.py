@@ -104,6 +104,9 @@ class FederationConfig:
     test_every: int = 0
     # nan_policy=skip: stop after this many consecutive skipped (NaN/inf) rounds
     max_skipped_rounds: int = 5
+    # with several processes (accelerate launch): compare checksums of every process's parameters
+    # and optimizer state (HiSo's H, momentum) every N rounds and at the last; 0: never
+    checksum_every: int = 10
 
 
 @dataclass
@@ -409,6 +412,10 @@ def validate(cfg: Any) -> None:
         )
     _positive("federation.dirichlet_alpha", f.dirichlet_alpha)
     _at_least("federation.max_skipped_rounds", f.max_skipped_rounds, 1)
+    if f.checksum_every < 0:
+        raise ConfigError(
+            "federation.checksum_every", f.checksum_every, "an integer >= 0 (0: never)"
+        )
     if f.target_accuracy is not None and not 0.0 < f.target_accuracy <= 1.0:
         raise ConfigError("federation.target_accuracy", f.target_accuracy, "a fraction in (0, 1]")
     _choice("model.kind", m.kind, ("hf", "cnn"))
