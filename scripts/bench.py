@@ -2,7 +2,7 @@
 MeZO-style loop, at the papers' setting (K = 1, P = 5, forward difference, batch 16, 8 clients).
 
     python scripts/bench.py [--models smollm2,opt125m-shape,cnn] [--rounds N] [--quick] [--out DIR]
-                            [OVERRIDES...]
+                            [--gpu [--check]] [OVERRIDES...]
 
 OVERRIDES are Hydra overrides applied to every configuration after the benchmark's own (so they
 win), e.g. model.forward_dtype=bfloat16.
@@ -12,6 +12,9 @@ Peak memory is measured per configuration in a fresh subprocess (RSS high-water 
 torch.cuda.max_memory_allocated on GPU). opt125m-shape is a randomly initialised OPTForCausalLM
 with OPT-125m's shapes, run on the SmolLM2 movie-review task (SmolLM2's tokenizer: 49,152 ids fit
 OPT's 50,272-row embedding), so its batches have exactly SmolLM2's token shapes.
+
+--gpu (`make gpu-check`) insists on a CUDA device, exiting with one line without one (--check:
+only that), and writes to results/gpu-<card>/ unless --out says otherwise.
 """
 
 from __future__ import annotations
@@ -466,6 +469,27 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def require_cuda() -> str:
+    """The CUDA card's name; exits with one line saying why there is none."""
+    if torch.version.cuda is None:
+        raise SystemExit(
+            f"bench: --gpu needs a CUDA device; this torch ({torch.__version__}) is a CPU build"
+        )
+    if not torch.cuda.is_available():
+        raise SystemExit(
+            f"bench: --gpu needs a CUDA device; torch {torch.__version__} (CUDA "
+            f"{torch.version.cuda}) sees none (CUDA_VISIBLE_DEVICES="
+            f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')!r})"
+        )
+    return torch.cuda.get_device_name(0)
+
+
+def card_folder(card: str) -> Path:
+    """results/gpu-<card name in lower case, runs of other characters as one dash>/."""
+    slug = "-".join("".join(c if c.isalnum() else " " for c in card.lower()).split())
+    return ROOT / "results" / f"gpu-{slug}"
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="smollm2,opt125m-shape,cnn")
@@ -475,7 +499,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     parser.add_argument("--jobs", type=int, default=1, help="memory subprocesses at a time")
     parser.add_argument("--quick", action="store_true", help="tiny settings for the smoke test")
-    parser.add_argument("--out", type=Path, default=ROOT / "results")
+    parser.add_argument("--out", type=Path, help="default: results/ (--gpu: results/gpu-<card>/)")
+    parser.add_argument("--gpu", action="store_true", help="on CUDA only (one line without it)")
+    parser.add_argument("--check", action="store_true", help="with --gpu: only check for CUDA")
     parser.add_argument(
         "--probe", nargs=3, metavar=("MODEL", "ALGO", "CLIENTS"), help=argparse.SUPPRESS
     )
@@ -512,6 +538,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         name, algo, clients = args.probe
         print(json.dumps(probe_memory(name, algo, int(clients), args.quick, args.overrides)))
         return {}
+    card = require_cuda() if args.gpu else None
+    if args.check:
+        print(f"bench: CUDA device {card or 'not required'}")
+        return {}
+    out = args.out or (card_folder(card) if card else ROOT / "results")
     device = resolve_device("auto")
     names = args.models.split(",")
     unknown = set(names) - {"smollm2", "opt125m-shape", "cnn"}
@@ -537,9 +568,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "timing": timing_rows(timings),
             "memory": memory_rows(probes, clients),
         }
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
-        (args.out / "bench.md").write_text(markdown(result))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+        (out / "bench.md").write_text(markdown(result))
     print(markdown(result))
     return result
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import os
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -134,3 +136,32 @@ def test_precision_compares_float32_and_bfloat16_scalars(tmp_path: Path) -> None
     assert set(result["seconds"]) == {"float32", "bfloat16"}
     assert 0.0 < result["relative_error"] < 1.0  # bfloat16 rounds, but the scalars still track
     assert result["correlation"] > 0.5 and 0.0 <= result["sign_agreement"] <= 1.0
+
+
+def test_gpu_check_stops_at_one_line_without_cuda(tmp_path: Path) -> None:
+    """`make gpu-check` (setup's products given as existing files, the venv running this test)
+    with CUDA hidden: the benchmark's check says why, and neither the tests nor the benchmark
+    start."""
+    root = Path(__file__).resolve().parents[1]
+    stamp, vader = tmp_path / "installed", tmp_path / "vader.tar.gz"
+    stamp.touch()
+    vader.touch()
+    done = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "gpu-check",
+            f"BIN={Path(sys.executable).parent}",
+            f"STAMP={stamp}",
+            f"VADER={vader}",
+        ],
+        cwd=root,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode != 0 and done.stdout == ""
+    ours, made = done.stderr.strip().splitlines()
+    assert ours.startswith("bench: --gpu needs a CUDA device; ")
+    assert made.startswith("make: *** [Makefile:") and "gpu-check" in made
