@@ -80,6 +80,9 @@ def run(
             "model": cfg.model.name,
             "dataset": cfg.dataset.name,
             "device": str(device),
+            # torch's intra-op threads: `threads`, else torch's default, which a joblib sweep's
+            # worker gets as its share of the cores (joblib sets OMP_NUM_THREADS = cores // n_jobs)
+            "threads": torch.get_num_threads(),
         }
         try:
             extras |= simulation.run(tracker.log, stop.requested, checkpoints.on_round)

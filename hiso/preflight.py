@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import netrc
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -25,6 +26,7 @@ from hiso.config import (
     LoggerConfig,
     ModelConfig,
     SetupError,
+    conf_dir,
     unknown_field,
     validate,
 )
@@ -143,7 +145,10 @@ def compose_jobs(args: Any) -> list[DictConfig]:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import SearchPathException
 
-    search_path = create_automatic_config_search_path(None, "hiso.cli", args.config_path or "conf")
+    # the same folder hydra.main in hiso/cli.py reads (not the installed hiso.conf package, which
+    # in an editable install may be another checkout's)
+    config_path = args.config_path or str(conf_dir())
+    search_path = create_automatic_config_search_path(None, "hiso.cli", config_path)
     if args.config_dir is not None:
         folder = os.path.abspath(args.config_dir)
         if not os.path.isdir(folder):
@@ -230,12 +235,24 @@ def check_command() -> None:
             for cfg in jobs:
                 validate(_task(cfg))
             return
+        if args.multirun and jobs:
+            check_launcher(jobs[0].hydra.launcher)
         set_hub_mode(_online(jobs))
         already_read: dict[str, Any] = {}
         for cfg in jobs:
             check_job(cfg, already_read)
     except (SetupError, HydraException, OmegaConfBaseException) as error:
         exit_input_error(describe(error, args.overrides))
+
+
+def check_launcher(launcher: DictConfig) -> None:
+    """A multirun's launcher before any job: Slurm's only where Slurm's commands are."""
+    if str(launcher.get("_target_", "")).endswith("SlurmLauncher") and not shutil.which("srun"):
+        raise SetupError(
+            "hydra/launcher: the Slurm launcher submits with sbatch and srun, which this machine "
+            "does not have; launch the sweep from a Slurm login node (locally: "
+            "hydra/launcher=joblib or submitit_local)"
+        )
 
 
 def exit_input_error(message: str) -> NoReturn:

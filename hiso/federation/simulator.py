@@ -167,9 +167,13 @@ def zo_settings(
 
 
 def forward_autocast(cfg: RunConfig, device: torch.device) -> contextlib.AbstractContextManager:
-    """bfloat16 autocast around forwards when model.forward_dtype asks for it."""
+    """bfloat16 autocast around forwards when model.forward_dtype asks for it. float32 forwards
+    stay float32 on a GPU: cuDNN's default runs convolutions in TF32, whose 10-bit mantissa is
+    coarser than the perturbations a finite difference measures."""
     if cfg.model.forward_dtype == "bfloat16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
+    if device.type == "cuda":
+        return torch.backends.cudnn.flags(enabled=True, allow_tf32=False)
     return contextlib.nullcontext()
 
 
