@@ -1,7 +1,12 @@
-"""Composing real hiso-run configs in tests (the same Hydra config the CLI uses)."""
+"""Composing real hiso-run configs in tests (the same Hydra config the CLI uses), and loading
+the scripts under scripts/ as modules."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -12,6 +17,17 @@ from hiso.models import build_model
 from hiso.tasks import build_task
 
 CPU = torch.device("cpu")
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    """scripts/NAME.py as a module."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
 
 
 def digits_config(*overrides: str) -> Any:
