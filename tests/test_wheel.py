@@ -28,6 +28,7 @@ def test_wheel_installs_and_composes_outside_the_checkout(tmp_path: Path) -> Non
     env_dir = tmp_path / "fresh"
     venv.create(env_dir, with_pip=False)
     fresh_python = env_dir / "bin" / "python"
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     site = subprocess.run(
         [str(fresh_python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         check=True,
@@ -46,13 +47,13 @@ def test_wheel_installs_and_composes_outside_the_checkout(tmp_path: Path) -> Non
             str(wheel),
         ],
         check=True,
+        env=clean,  # with the checkout on PYTHONPATH pip sees its egg-info and installs nothing
     )
     # the dependencies come from this environment as a plain path (its .pth files, the editable
     # finder of the checkout included, are not processed), after the wheel's own site-packages
     Path(site, "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     where = subprocess.run(
         [str(fresh_python), "-c", "import hiso.config as c; print(c.__file__, c.conf_dir())"],
         check=True,
