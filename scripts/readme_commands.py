@@ -6,12 +6,12 @@ a fresh copy of the checkout.
 
 The rules, per command (continuation lines joined):
 - a trailing comment containing `# not run: REASON` skips it; it is listed with its reason;
-- `hiso-run`, `make` and `python` commands are runs: run in full, a training run is shortened
-  to SHORT (appended to a `hiso-run` command line, to `make run`'s ARGS, and with 2 rounds per
-  stage to `scripts/reproduce.py`), anything else of theirs runs as written; with --compose,
+- `hiso-run`, `make`, `python` and `accelerate` commands are runs: run in full, a training run
+  is shortened to SHORT (appended to a `hiso-run` command line, to `make run`'s ARGS, and with 2
+  rounds per stage to `scripts/reproduce.py`), anything else runs as written; with --compose,
   each `hiso-run` command (skipped ones too) gets `--cfg job` (composed and validated, nothing
   runs; in this process, its words split as bash splits a command without expansions) and
-  `make` and `python` commands are left to the full check;
+  the other runs are left to the full check;
 - `hiso-run --help`, `--cfg`, `--info` and every other command (mkdir, printf, ...) run as written;
 - every `make ...` quoted in the README's text must also be a command of some bash block.
 Each block runs in its own copy of the checkout (its tracked and not-ignored files; .venv linked
@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHORT = ("federation.rounds=2", "dataset.validation_size=16", "dataset.max_test=16")
-RUNS = ("hiso-run", "make", "python")
+SHORT = ("federation.rounds=2", "dataset.max_test=16")
+RUNS = ("hiso-run", "make", "python", "accelerate")
 INFO_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i")
 NOT_RUN = "# not run:"
 
