@@ -234,6 +234,9 @@ def check_command() -> None:
         if args.cfg:
             for cfg in jobs:
                 validate(_task(cfg))
+            if args.multirun:  # Hydra prints one job and refuses -m: each job of the sweep here
+                print_sweep(jobs, args.cfg, args.resolve)
+                sys.exit(0)
             return
         if args.multirun and jobs:
             check_launcher(jobs[0].hydra.launcher)
@@ -253,6 +256,17 @@ def check_launcher(launcher: DictConfig) -> None:
             "does not have; launch the sweep from a Slurm login node (locally: "
             "hydra/launcher=joblib or submitit_local)"
         )
+
+
+def print_sweep(jobs: list[DictConfig], part: str, resolve: bool) -> None:
+    """`hiso-run -m ... --cfg job|hydra|all`: each job's config under a comment naming its
+    overrides."""
+    if not jobs:
+        raise SetupError("--cfg with -m needs the basic sweeper: other sweepers choose their jobs")
+    for number, cfg in enumerate(jobs):
+        shown = {"job": _task(cfg), "hydra": cfg.hydra, "all": cfg}[part]
+        print(f"# job {number}: {' '.join(cfg.hydra.overrides.task)}")
+        print(OmegaConf.to_yaml(shown, resolve=resolve))
 
 
 def exit_input_error(message: str) -> NoReturn:

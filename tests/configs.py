@@ -1,7 +1,12 @@
-"""Composing real hiso-run configs in tests (the same Hydra config the CLI uses)."""
+"""Composing real hiso-run configs in tests (the same Hydra config the CLI uses), and loading
+the scripts under scripts/ as modules."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -17,6 +22,19 @@ CUDA = torch.device("cuda")
 # the devices a test of the simulator's guarantees runs on: parametrize(..., DEVICES); the CUDA
 # case is marked cuda and skipped without a CUDA device (tests/conftest.py)
 DEVICES = (pytest.param(CPU, id="cpu"), pytest.param(CUDA, id="cuda", marks=pytest.mark.cuda))
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    """scripts/NAME.py as a module, importing the scripts beside it as when run."""
+    if str(SCRIPTS) not in sys.path:
+        sys.path.insert(0, str(SCRIPTS))
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
 
 
 def digits_config(*overrides: str) -> Any:

@@ -4,7 +4,6 @@ scripts/precision.py on a tiny random LLaMA."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import os
 import subprocess
 import sys
@@ -19,21 +18,8 @@ from hiso.tasks.templates import TEMPLATES
 from hiso.tasks.text import LabelWordTask
 
 import lm_fixtures
-from configs import CPU, digits_simulation
+from configs import CPU, digits_simulation, load_script
 from lm_fixtures import OPT_SPECIAL, make_tokenizer
-
-
-def load_script(name: str) -> ModuleType:
-    scripts = Path(__file__).resolve().parents[1] / "scripts"
-    if str(scripts) not in sys.path:  # as when run: a script imports the scripts beside it
-        sys.path.insert(0, str(scripts))
-    path = scripts / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -78,11 +78,23 @@ def test_help_config_printing_and_multirun(tmp_path: Path) -> None:
     assert "algo: decomfl, fedadagrad, fedadam, fedavg, fedyogi, fedzo, hiso, mezo" in shown
     experiments = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
     assert f"experiment: {', '.join(experiments)}" in shown and "+experiment=NAME" in shown
+    assert "docs/config.md" in shown
     job = hiso_run("+experiment=digits", "algo=decomfl", "--cfg", "job", cwd=tmp_path)
     assert job.returncode == 0 and "name: decomfl" in job.stdout
     invalid = hiso_run("+experiment=digits", "optim.lr=-1", "--cfg", "job", cwd=tmp_path)
     assert invalid.returncode == 2 and invalid.stdout == ""
     assert invalid.stderr.strip() == "hiso-run: optim.lr=-1.0 is not allowed: a number > 0."
+    # a sweep: every job validated and printed (Hydra itself refuses --cfg with -m)
+    jobs = hiso_run("-m", "+experiment=digits", "algo=hiso,decomfl", "--cfg", "job", cwd=tmp_path)
+    assert jobs.returncode == 0, jobs.stderr
+    assert (
+        jobs.stdout.count("# job ") == 2
+        and "# job 1: +experiment=digits algo=decomfl" in jobs.stdout
+    )
+    assert "name: decomfl" in jobs.stdout.split("# job 1:")[1]
+    bad = hiso_run("-m", "+experiment=digits", "optim.lr=1e-3,-1", "--cfg", "job", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip() == "hiso-run: optim.lr=-1.0 is not allowed: a number > 0."
     sweep = tmp_path / "sweep"
     result = hiso_run(
         "-m",

@@ -5,10 +5,8 @@ outside the panels, and scripts/summarize.py on fake run directories."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from omegaconf import OmegaConf
@@ -17,16 +15,9 @@ from hiso.tracking import plot_bands, plot_run, plot_runs
 from hiso.tracking.curves import ema
 from hiso.tracking.labels import flatten, hyperparameter_line, run_labels, varying_keys
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+from configs import load_script
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"{name}_script", SCRIPTS / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def history(rounds: int = 3, loss: tuple[float, ...] = (4.0, 2.0, 3.0)) -> list[dict]:
@@ -157,7 +148,7 @@ def write_run(run_dir: Path, cfg: dict, overrides: list[str], summary: dict | No
 
 
 def test_plot_script_labels_runs_by_their_differences(tmp_path: Path, capsys) -> None:
-    plot = script("plot")
+    plot = load_script("plot")
     dirs = [tmp_path / "0", tmp_path / "1", tmp_path / "bare"]
     write_run(dirs[0], config(), ["optim.lr=1e-6", "seed=0"], None)
     write_run(dirs[1], config(optim__lr=1e-5), ["optim.lr=1e-5", "seed=0"], None)
@@ -195,7 +186,7 @@ def test_summarize_tables_a_sweep_sorted_by_what_varied(tmp_path: Path, capsys) 
     write_run(root / "1", config(optim__lr=1e-6), ["optim.lr=1e-6"], summary("failed", 0.6, 1.5))
     write_run(root / "2", config(optim__lr=1e-4), ["optim.lr=1e-4"], summary("finished", 0.9, 3.0))
     write_run(root / "3", config(optim__lr=1e-3), ["optim.lr=1e-3"], None)  # still running
-    script("summarize").main([str(root)])
+    load_script("summarize").main([str(root)])
     assert capsys.readouterr().out.split() == [str(root / "sweep.md"), str(root / "sweep.csv")]
     rows = list(csv.DictReader((root / "sweep.csv").open()))
     assert [r["run"] for r in rows] == ["1", "0", "2"]  # by optim.lr, the one key that varied
@@ -211,6 +202,6 @@ def test_summarize_tables_a_sweep_sorted_by_what_varied(tmp_path: Path, capsys) 
 
 def test_summarize_refuses_a_directory_without_runs(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as stopped:
-        script("summarize").main([str(tmp_path)])
+        load_script("summarize").main([str(tmp_path)])
     assert stopped.value.code == 2
     assert "no run under" in capsys.readouterr().err

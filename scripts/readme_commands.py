@@ -1,0 +1,250 @@
+"""Run the commands of README.md as a reader would: each ```bash block, its commands in order, in
+a fresh copy of the checkout.
+
+    python scripts/readme_commands.py              # run them, shortened (CI: .ci/run)
+    python scripts/readme_commands.py --compose    # compose and validate only (tests, seconds)
+
+The rules, per command (continuation lines joined):
+- a trailing comment containing `# not run: REASON` skips it; it is listed with its reason;
+- `hiso-run`, `make`, `python` and `accelerate` commands are runs: run in full, a training run
+  is shortened to SHORT (appended to a `hiso-run` command line, to `make run`'s ARGS, and with 2
+  rounds per stage to `scripts/reproduce.py`), anything else runs as written; with --compose,
+  each `hiso-run` command (skipped ones too) gets `--cfg job` (composed and validated, nothing
+  runs; in this process, its words split as bash splits a command without expansions) and
+  the other runs are left to the full check;
+- `hiso-run --help`, `--cfg`, `--info` and every other command (mkdir, printf, ...) run as written;
+- every `make ...` quoted in the README's text must also be a command of some bash block.
+Each block runs in its own copy of the checkout (its tracked and not-ignored files; .venv linked
+to this interpreter's environment, .cache to the checkout's), with that environment first on the
+PATH as `source .venv/bin/activate` puts it. A command that exits non-zero fails the check;
+`make` is not run when `make setup` is not up to date (it would rebuild the linked .venv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHORT = ("federation.rounds=2", "dataset.max_test=16")
+RUNS = ("hiso-run", "make", "python", "accelerate")
+INFO_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i")
+NOT_RUN = "# not run:"
+
+
+@dataclass(frozen=True)
+class Command:
+    line: int  # where it starts in the README
+    text: str  # as written, continuation lines joined, without its trailing comment
+    skip: str | None  # the reason after `# not run:`
+
+    @property
+    def program(self) -> str:
+        """The program it calls, after any leading NAME=value assignments."""
+        words = shlex.split(self.text)
+        return next((w for w in words if not re.match(r"[A-Za-z_]\w*=", w)), "")
+
+
+def split_comment(line: str) -> tuple[str, str]:
+    """(code, trailing comment) of one shell line; a `#` inside quotes or a word is code."""
+    quote = None
+    escaped = False
+    for i, char in enumerate(line):
+        if escaped:
+            escaped = False
+        elif char == "\\" and quote != "'":
+            escaped = True
+        elif quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (i == 0 or line[i - 1].isspace()):
+            return line[:i].rstrip(), line[i:]
+    return line.rstrip(), ""
+
+
+def bash_blocks(readme: str) -> list[list[Command]]:
+    """The commands of every ```bash block, in order."""
+    blocks: list[list[Command]] = []
+    inside = False
+    pending: list[str] = []
+    start = 0
+    for number, line in enumerate(readme.splitlines(), 1):
+        if not inside:
+            if line.strip() == "```bash":
+                inside, pending = True, []
+                blocks.append([])
+            continue
+        if line.strip() == "```":
+            inside = False
+            continue
+        code, comment = split_comment(line)
+        if not pending and not code.strip():
+            continue
+        if not pending:
+            start = number
+        if code.endswith("\\"):
+            pending.append(code[:-1].strip())
+            continue
+        text = " ".join([*pending, code.strip()]).strip()
+        pending = []
+        skip = comment.split(NOT_RUN, 1)[1].strip() if NOT_RUN in comment else None
+        blocks[-1].append(Command(start, text, skip))
+    return blocks
+
+
+def quoted_make_commands(readme: str) -> list[tuple[int, str]]:
+    """`make ...` in inline code outside the code blocks: (line, command)."""
+    found, fenced = [], False
+    for number, line in enumerate(readme.splitlines(), 1):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            found += [(number, text) for text in re.findall(r"`(make [^`]*)`", line)]
+    return found
+
+
+def check_form(command: Command, compose: bool) -> str | None:
+    """The command line the check runs for `command`, or None when it runs nothing."""
+    words = shlex.split(command.text)
+    info = any(word in INFO_FLAGS for word in words)
+    if command.program == "hiso-run" and not info:
+        if compose:
+            return f"{command.text} --cfg job"
+        return None if command.skip else f"{command.text} {' '.join(SHORT)}"
+    if command.skip or (compose and command.program in RUNS and command.program != "hiso-run"):
+        return None
+    if command.program == "make" and words[1:2] == ["run"]:
+        given = re.search(r"""\bARGS=(["'])(.*?)\1""", command.text)
+        args = " ".join([given[2] if given else "", *SHORT]).strip()
+        rest = command.text.replace(given[0], "") if given else command.text
+        return f'{rest.rstrip()} ARGS="{args}"'
+    if command.program == "python" and "scripts/reproduce.py" in words:
+        return f"{command.text} --rounds 2 --search-rounds 2 {' '.join(SHORT[1:])}"
+    return command.text
+
+
+def scratch_copy(root: Path, into: Path) -> None:
+    """The checkout's tracked and untracked-but-not-ignored files (modification times kept, so
+    make's targets stay as up to date as they are), .venv linked to this interpreter's
+    environment and .cache to the checkout's."""
+    listed = subprocess.run(
+        ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for name in filter(None, listed.split("\0")):
+        source = root / name
+        if source.is_file():
+            (into / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, into / name)
+    (into / ".venv").symlink_to(sys.prefix)
+    if (root / ".cache").exists():
+        (into / ".cache").symlink_to(root / ".cache")
+
+
+def hiso_run_here(line: str, cwd: Path) -> tuple[int, str]:
+    """`hiso-run ...` called in this process (its imports paid once for every command), in `cwd`:
+    (exit code, stdout and stderr)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from hiso.cli import main as hiso_run
+
+    output = io.StringIO()
+    saved = sys.argv, os.getcwd()
+    code: int | str | None = 0
+    try:
+        sys.argv = ["hiso-run", *shlex.split(line)[1:]]
+        os.chdir(cwd)
+        with redirect_stdout(output), redirect_stderr(output):
+            hiso_run()
+    except SystemExit as stop:
+        code = stop.code
+    finally:
+        sys.argv = saved[0]
+        os.chdir(saved[1])
+        GlobalHydra.instance().clear()
+    return (code if isinstance(code, int) else int(code is not None)), output.getvalue()
+
+
+def run(line: str, cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    result = subprocess.run(
+        ["bash", "-c", line], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def check(readme: Path, root: Path, compose: bool) -> int:
+    """Run every block's commands (see the module's rules); print one line per command and the
+    output of each that failed; return the number of failures."""
+    text = readme.read_text()
+    failures = 0
+    commands = {c.text for block in bash_blocks(text) for c in block}
+    for number, quoted in quoted_make_commands(text):
+        if quoted not in commands:
+            failures += 1
+            print(
+                f"{readme.name}:{number}  FAILED  `{quoted}` is in no ```bash block: none runs it"
+            )
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.prefix) / 'bin'}{os.pathsep}{env['PATH']}"
+    for block in bash_blocks(text):
+        with tempfile.TemporaryDirectory(prefix="readme-") as scratch:
+            cwd = Path(scratch)
+            scratch_copy(root, cwd)
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [scratch, os.environ.get("PYTHONPATH")])
+            )
+            for command in block:
+                failures += check_command(readme.name, command, compose, cwd, env)
+    print(f"{failures} failed" if failures else "every command passed")
+    return failures
+
+
+def check_command(readme: str, command: Command, compose: bool, cwd: Path, env: dict) -> int:
+    where = f"{readme}:{command.line}"
+    line = check_form(command, compose)
+    if line is None:
+        why = f"not run: {command.skip}" if command.skip else "left to the full check"
+        print(f"{where}  {why}  | {command.text}")
+        return 0
+    if command.program == "make" and run("make -q setup", cwd, env)[0] != 0:
+        print(f"{where}  FAILED  make setup is not up to date (make would rebuild .venv): run it")
+        return 1
+    began = time.monotonic()
+    here = compose and command.program == "hiso-run"
+    code, output = hiso_run_here(line, cwd) if here else run(line, cwd, env)
+    seconds = time.monotonic() - began
+    if code != 0:
+        print(f"{where}  FAILED (exit {code}, {seconds:.0f} s)  | {line}")
+        print("\n".join("    " + row for row in output.strip().splitlines()[-20:]))
+        return 1
+    did = "composed" if line.endswith("--cfg job") else "ran"
+    did += f"; not run: {command.skip}" if command.skip else ""
+    print(f"{where}  {did} ({seconds:.0f} s)  | {line}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compose", action="store_true", help="hiso-run --cfg job only")
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to copy")
+    args = parser.parse_args(argv)
+    return 1 if check(args.readme, args.root, args.compose) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""The README-commands check (scripts/readme_commands.py): every README command composes, and the
+check fails on a broken command, whether it composes it or runs it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from configs import load_script
+
+readme = load_script("readme_commands")
+
+FIXTURE = """\
+# A readme
+
+Run `make run` or `make nothing`.
+
+```bash
+mkdir -p my-conf   # files for the next commands, made as written
+hiso-run +experiment=digits \\
+    optim.lrr=1e-3   # a typo
+hiso-run model=opt-1.3b  # the papers' model  # not run: needs the hub
+printf '# not a comment\\n' > note.txt  # not run: prints
+make run
+```
+"""
+
+
+def test_commands_are_read_with_their_lines_continuations_and_reasons() -> None:
+    (block,) = readme.bash_blocks(FIXTURE)
+    assert [(c.line, c.text, c.skip) for c in block] == [
+        (6, "mkdir -p my-conf", None),
+        (7, "hiso-run +experiment=digits optim.lrr=1e-3", None),
+        (9, "hiso-run model=opt-1.3b", "needs the hub"),
+        (10, "printf '# not a comment\\n' > note.txt", "prints"),
+        (11, "make run", None),
+    ]
+    assert readme.quoted_make_commands(FIXTURE) == [(3, "make run"), (3, "make nothing")]
+
+
+def test_training_runs_are_shortened_and_the_rest_runs_as_written() -> None:
+    def form(text: str, compose: bool = False) -> str | None:
+        return readme.check_form(readme.Command(1, text, None), compose)
+
+    short = " ".join(readme.SHORT)
+    assert form("hiso-run algo=mezo") == f"hiso-run algo=mezo {short}"
+    assert form("hiso-run algo=mezo", compose=True) == "hiso-run algo=mezo --cfg job"
+    assert form("hiso-run --help") == "hiso-run --help"
+    assert form("make run") == f'make run ARGS="{short}"'
+    assert form('make run ARGS="algo=decomfl"') == f'make run ARGS="algo=decomfl {short}"'
+    assert form("make run", compose=True) is None and form("make lint") == "make lint"
+    assert form("python scripts/reproduce.py digits").startswith(
+        "python scripts/reproduce.py digits --rounds 2 --search-rounds 2 dataset."
+    )
+    assert form("mkdir -p x", compose=True) == "mkdir -p x"
+    skipped = readme.Command(1, "hiso-run model=opt-1.3b", "needs the hub")
+    assert readme.check_form(skipped, compose=False) is None
+    assert readme.check_form(skipped, compose=True) == "hiso-run model=opt-1.3b --cfg job"
+
+
+def test_every_readme_command_composes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert readme.main(["--compose"]) == 0, capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "composed" in shown and "not run: needs the hub" in shown
+
+
+def test_a_broken_command_fails_the_compose_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "README.md"
+    path.write_text(FIXTURE)
+    assert readme.main(["--compose", "--readme", str(path)]) == 1
+    shown = capsys.readouterr().out
+    assert "README.md:3  FAILED  `make nothing` is in no ```bash block" in shown
+    assert "`make run` is in no" not in shown
+    assert "README.md:6  ran" in shown
+    assert "README.md:7  FAILED (exit 2" in shown and "optim.lrr=" in shown
+    assert "README.md:9  composed" in shown  # not run, but its config is still checked
+    assert "README.md:10  not run: prints" in shown
+    assert "README.md:11  left to the full check" in shown
+    assert shown.rstrip().endswith("2 failed")
+
+
+def test_the_full_check_runs_each_block_in_a_fresh_copy_and_fails_on_an_exit_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "README.md"
+    path.write_text(
+        "```bash\nprintf made > made.txt\ngrep -q made made.txt\n"
+        "hiso-run +experiment=digits logger=none\n```\n\n"
+        "```bash\ntest ! -e made.txt   # a fresh copy\ngrep -q made made.txt\n```\n"
+    )
+    assert readme.main(["--readme", str(path)]) == 1
+    shown = capsys.readouterr().out
+    assert "README.md:2  ran" in shown and "README.md:3  ran" in shown
+    assert "README.md:4  ran (" in shown and " ".join(readme.SHORT) in shown
+    assert "README.md:8  ran" in shown
+    assert "README.md:9  FAILED (exit 2" in shown and "1 failed" in shown
