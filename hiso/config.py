@@ -22,6 +22,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
+from hiso.naming import checkpoint_name
+
 # Two families share the simulator. Scalar-only: clients send projected gradients, every party
 # applies the averaged record (MeZO is its one-client, central-difference, P = 1 preset).
 SCALAR_ALGORITHMS = ("hiso", "decomfl", "mezo")
@@ -117,6 +119,8 @@ class LoRAConfig:
 
 @dataclass
 class ModelConfig:
+    # the run's model name (run directory, summary, wandb, per-model prompt); the built-in groups
+    # set ${checkpoint_name:${.path},GROUP}: the group's name, or with model.path the checkpoint's
     name: str = MISSING
     kind: str = "hf"
     # Hugging Face models: a hub id, or a local checkpoint directory (takes precedence)
@@ -225,7 +229,10 @@ def conf_dir() -> Path:
 
 
 def register_configs() -> None:
+    """The schema as Hydra's `base_config`, and the resolver the model groups name runs with."""
     ConfigStore.instance().store(name="base_config", node=RunConfig)
+    if not OmegaConf.has_resolver("checkpoint_name"):
+        OmegaConf.register_new_resolver("checkpoint_name", checkpoint_name)
 
 
 def compose_config(overrides: Sequence[str], validated: bool = True) -> Any:
