@@ -15,6 +15,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from hiso.caches import redirect_caches
 from hiso.config import ConfigError, SetupError, conf_dir, register_configs, validate
 from hiso.preflight import check_command, check_logger, exit_input_error, read_checked_data
 from hiso.stop import Interrupted, StopSignals
@@ -189,7 +190,9 @@ def _resume_in_place(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
-    """The console script: every job's inputs are checked before Hydra runs the first one."""
+    """The console script: every job's inputs are checked before Hydra runs the first one;
+    with $HISO_CACHE set, every cache goes below it (before any library that caches loads)."""
+    redirect_caches()
     sys.argv = _resume_in_place(sys.argv)
     check_command()
     _main()
