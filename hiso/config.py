@@ -24,6 +24,11 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from hiso.naming import checkpoint_name
 
+# the model groups' names: ${checkpoint_name:${.path},GROUP} (hiso/naming.py), resolvable
+# wherever the config is read
+if not OmegaConf.has_resolver("checkpoint_name"):
+    OmegaConf.register_new_resolver("checkpoint_name", checkpoint_name)
+
 # Two families share the simulator. Scalar-only: clients send projected gradients, every party
 # applies the averaged record (MeZO is its one-client, central-difference, P = 1 preset).
 SCALAR_ALGORITHMS = ("hiso", "decomfl", "mezo")
@@ -64,7 +69,8 @@ class AlgoConfig:
     curvature_floor: float = 1e-8
     curvature_steps: str = "last"
     # keep a step's P directions between perturbing and updating instead of regenerating them:
-    # on, off, or auto (on when P x d float32 values fit in a quarter of the free memory)
+    # on, off, or auto (on when P x d float32 values fit in a quarter of the free memory); the
+    # decision, why, and the bytes it holds go to summary.json
     direction_cache: str = "auto"
     # threads drawing directions (null: torch's thread count on CPU, 1 on a GPU); results agree
     # bit for bit whatever the count
@@ -229,10 +235,7 @@ def conf_dir() -> Path:
 
 
 def register_configs() -> None:
-    """The schema as Hydra's `base_config`, and the resolver the model groups name runs with."""
     ConfigStore.instance().store(name="base_config", node=RunConfig)
-    if not OmegaConf.has_resolver("checkpoint_name"):
-        OmegaConf.register_new_resolver("checkpoint_name", checkpoint_name)
 
 
 def compose_config(overrides: Sequence[str], validated: bool = True) -> Any:
