@@ -25,8 +25,9 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from hiso.reproduce import curvature
 from hiso.reproduce.aggregate import RunRecord, method_row, table_rows
-from hiso.reproduce.report import markdown, run_entry, write
+from hiso.reproduce.report import markdown, noise_section, run_entry, write
 from hiso.reproduce.sweep import (
     LAUNCHERS,
     Launcher,
@@ -123,6 +124,7 @@ def report(
         "commands": read_commands(out),
         "rows": rows,
         "runs": [run_entry(record, run.overrides(table, table.rounds)) for run, record in found],
+        "curvature": curvature.summary(records),
     }
     curves: dict[str, dict[str, list[list[dict]]]] = {}
     for row in rows:
@@ -136,9 +138,17 @@ def report(
         ]
         if final:
             curves.setdefault(row["cell"], {})[row["label"]] = final
+    reference = next((r for r in rows if r["method"] == table.reference), None)
+    reference_lr = None if reference is None else reference["chosen_lr"]
+    reference_label = table.method(table.reference).title
     text = markdown(table, rows, records, document["commands"], search_upto, table.rounds)
+    text += noise_section(table, rows, records)
+    text += curvature.section(records, reference_lr, reference_label)
     for path in write(results, table, document, text, curves):
         print(f"[reproduce] wrote {path}")
+    curvature_png = results / f"{table.name}-curvature.png"
+    if curvature.plot(records, reference_lr, reference_label, curvature_png):
+        print(f"[reproduce] wrote {curvature_png}")
     return text
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import math
 import os
 import signal
 import subprocess
@@ -15,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from hiso.reproduce import curvature
 from hiso.reproduce.aggregate import RunRecord, choose_lr, table_rows
+from hiso.reproduce.noise import compare
 from hiso.reproduce.sweep import pending_runs, search_runs
 from hiso.reproduce.tables import TABLES, Cell, Method, Paper, Table
 from hiso.tracking.plots import plot_bands
@@ -146,6 +149,29 @@ def test_a_failed_search_run_is_a_result_and_never_relaunched(tmp_path: Path, ca
     assert f"skip {runs[1].name}: failed at round 5" in log
 
 
+def test_noise_reading_against_a_hand_computation() -> None:
+    # means 0.80 and 0.78, sample variances 2e-4 each over 2 seeds: SE = sqrt(2 * 2e-4 / 2)
+    result = compare([0.79, 0.81], [0.77, 0.79], n=2000)
+    assert result["difference"] == pytest.approx(0.02)
+    assert result["seed_se"] == pytest.approx(math.sqrt(2e-4))
+    evaluation = math.sqrt(0.8 * 0.2 / 2000 + 0.78 * 0.22 / 2000)
+    assert result["evaluation_se"] == pytest.approx(evaluation)
+    assert result["exceeds_noise"] is False  # 0.02 <= 2 * 0.0141
+    assert compare([0.85, 0.86], [0.77, 0.78], n=2000)["exceeds_noise"] is True
+    # the evaluation set alone can hold a difference inside the noise: 500 examples
+    assert compare([0.80, 0.80], [0.78, 0.78], n=500)["exceeds_noise"] is False
+    one_seed = compare([0.8], [0.7], n=None)
+    assert one_seed["seed_se"] is None and one_seed["exceeds_noise"] is None
+
+
+def test_curvature_trajectory_effective_rate() -> None:
+    keys = dict(curvature_q05=0.5, curvature_q50=2.0, curvature_q95=4.0, curvature_floor_fraction=0)
+    rows = [{"round": 0}, {"round": 25, **keys, "curvature_inverse_mean": 0.25}]
+    (point,) = curvature.trajectory(RunRecord("", "hiso", "hiso", 1e-5, 0, rows, None))
+    assert point["round"] == 25 and point["spread"] == 8.0
+    assert point["effective_lr"] == pytest.approx(1e-5 * 0.5)
+
+
 def test_plot_bands_starts_the_bytes_axis_at_round_zero(tmp_path: Path) -> None:
     runs = {
         "DeComFL": [history({0: 0.5, 10: 0.6, 20: 0.7}), history({0: 0.5, 10: 0.7, 20: 0.8})],
@@ -239,7 +265,15 @@ def test_interrupted_table_resumes_without_redoing_finished_runs(tmp_path: Path)
     assert {r["rounds"] for r in finals} == {40}
     for suffix in (".md", ".csv", ".png"):
         assert (tmp_path / "results" / f"smoke{suffix}").stat().st_size > 0
-    assert "hiso-run -m" in (tmp_path / "results" / "smoke.md").read_text()
+    text = (tmp_path / "results" / "smoke.md").read_text()
+    assert "hiso-run -m" in text
+    # the comparison against the noise, with the evaluation sets' sizes from the runs
+    assert "HiSo - DeComFL, final test accuracy:" in text and "(n = 360)" in text
+    assert {(c["lr"], c["seed"]) for c in result["curvature"]} == {
+        (r["lr"], r["seed"]) for r in result["runs"] if r["method"] == "hiso"
+    }
+    assert "## HiSo's curvature H" in text
+    assert (tmp_path / "results" / "smoke-curvature.png").stat().st_size > 0
 
 
 def test_joblib_launcher_runs_two_jobs_at_once(tmp_path: Path) -> None:

@@ -61,6 +61,7 @@ def make_history() -> list[dict]:
         if r in ACCURACY:
             record |= {"val_loss": 1.0 - VALIDATION[r], "val_accuracy": VALIDATION[r]}
             record |= {"test_loss": 1.0 - ACCURACY[r], "test_accuracy": ACCURACY[r], "test_f1": 0.1}
+            record |= {"val_examples": 50, "test_examples": 200}
         history.append(record)
     return history
 
@@ -97,6 +98,8 @@ def test_offline_run_writes_every_sink_and_reads_back(tmp_path: Path, capsys) ->
         "rounds": 4,
         "final_test_loss": 0.25,
         "final_train_loss": 1.0,
+        "val_examples": 50,
+        "test_examples": 200,
         "peak_memory_bytes": 123,
         "algorithm": "hiso",
         "status": "finished",

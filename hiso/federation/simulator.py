@@ -399,7 +399,9 @@ class Simulation:
             self.announce(f"evaluating {size} examples of the {split} split")
         with torch.no_grad(), self.autocast():
             metrics = self.task.evaluate(self.model, self.device, split)
-        return {f"{PREFIX[split]}_{k}": v for k, v in metrics.items()}
+        return {f"{PREFIX[split]}_{k}": v for k, v in metrics.items()} | {
+            f"{PREFIX[split]}_examples": size
+        }
 
     def evaluate_round(self, done: int) -> dict[str, float]:
         """What round `done` scores: the selection split (or the test split when there is none)

@@ -10,13 +10,15 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from hiso.reproduce import curvature
 from hiso.reproduce.aggregate import VAL, RunRecord
+from hiso.reproduce.noise import compare, reading
 from hiso.reproduce.tables import Table
 from hiso.tracking.curves import BYTES
 from hiso.tracking.plots import plot_bands
 
 # per-round keys kept in each run's curve in TABLE.json
-CURVE_KEYS = (VAL, "test_accuracy", *BYTES.values())
+CURVE_KEYS = (VAL, "test_accuracy", *BYTES.values(), *curvature.KEYS)
 SUMMARY_KEYS = (
     "status",
     "initial_val_accuracy",
@@ -31,6 +33,14 @@ SUMMARY_KEYS = (
     "paper_bytes_decomfl",
     "seconds_per_round",
     "total_seconds",
+    "val_examples",
+    "test_examples",
+)
+# (figure, its split's size in the summary, what it is called) compared against the reference
+COMPARED = (
+    ("final_test_accuracy", "test_examples", "final test accuracy"),
+    ("test_accuracy_at_best", "test_examples", "test accuracy at the best validation round"),
+    ("best_val_accuracy", "val_examples", "best validation accuracy"),
 )
 
 
@@ -143,6 +153,42 @@ def markdown(
             parts.append(f"```\n{shlex.join(command)}\n```\n")
         parts.append("One run alone: the `command` of each run in the JSON file.\n")
     return "\n".join(parts)
+
+
+def noise_section(table: Table, rows: list[dict[str, Any]], records: list[RunRecord]) -> str:
+    """Each method's difference from the reference against the noise (hiso/reproduce/noise.py),
+    per cell, on the final runs at the chosen rates; empty when there is nothing to compare."""
+
+    def final(row: dict[str, Any]) -> list[RunRecord]:
+        return [
+            r
+            for r in records
+            if r.cell == row["cell"]
+            and r.method == row["method"]
+            and r.lr == row["chosen_lr"]
+            and r.seed in row["seeds"]
+            and r.finished
+        ]
+
+    lines = []
+    for ref in (row for row in rows if row["method"] == table.reference):
+        ref_runs = final(ref)
+        for row in rows:
+            runs = final(row)
+            if row["cell"] != ref["cell"] or row is ref or not runs or not ref_runs:
+                continue
+            for key, size, name in COMPARED:
+                a = [s[key] for r in runs if (s := r.summary or {}).get(key) is not None]
+                b = [s[key] for r in ref_runs if (s := r.summary or {}).get(key) is not None]
+                sizes = {(r.summary or {}).get(size) for r in runs + ref_runs}
+                n = sizes.pop() if len(sizes) == 1 else None
+                if a and b:
+                    lines.append(
+                        "- " + reading(row["label"], ref["label"], name, compare(a, b, n), n)
+                    )
+    if not lines:
+        return ""
+    return "## Against the noise\n\n" + "\n".join(lines) + "\n"
 
 
 def csv_text(rows: list[dict[str, Any]]) -> str:

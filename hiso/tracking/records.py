@@ -102,5 +102,7 @@ def summarize(history: list[dict], target_accuracy: float | None) -> dict:
         "paper_bytes_decomfl": _last(history, "cumulative_paper_bytes_decomfl"),
         "rounds": last_round,
         "final_test_loss": at(tests, "test_loss", last_round),
+        "val_examples": _last(history, "val_examples"),
+        "test_examples": _last(history, "test_examples"),
         "final_train_loss": _last(history, "train_loss"),
     }

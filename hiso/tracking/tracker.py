@@ -33,6 +33,17 @@ _WANDB_SETTINGS = {
 }
 _POSTFIX = ("loss", "acc", "bytes")
 _SCORES = ("val_", "test_")
+
+
+def _scores(record: dict) -> dict:
+    """An evaluation's figures in a record (not the evaluated split's size)."""
+    return {
+        k: v
+        for k, v in record.items()
+        if k.startswith(_SCORES) and not k.endswith("_examples") and v is not None
+    }
+
+
 SUMMARY = "summary.json"
 
 
@@ -131,7 +142,7 @@ class Tracker:
         shown = [f"{key}={self._postfix[key]}" for key in _POSTFIX if key in self._postfix]
         bar.set_postfix_str(", ".join(shown), refresh=False)
         bar.update(record["round"] - bar.n)
-        scores = {k: v for k, v in record.items() if k.startswith(_SCORES) and v is not None}
+        scores = _scores(record)
         if scores:
             values = "  ".join(f"{k} {v:.4f}" for k, v in scores.items())
             bytes_ = human_bytes(record.get("cumulative_bytes") or 0)
@@ -143,7 +154,7 @@ class Tracker:
         rnd = record["round"]
         if rnd:
             self._unshown.append(record.get("round_time") or 0.0)
-        scores = {k: v for k, v in record.items() if k.startswith(_SCORES) and v is not None}
+        scores = _scores(record)
         if not scores and rnd % self.cfg.log_every and rnd != self.total_rounds:
             return
         parts = [f"round {rnd}/{self.total_rounds}"]

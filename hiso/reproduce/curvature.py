@@ -1,0 +1,112 @@
+"""How HiSo's curvature H evolved in a table's runs, read off the summaries logged with each
+evaluation (hiso/optim/curvature.py): the median of H, its spread across parameters (q95/q05),
+the fraction at the floor, and the effective learning rate lr * sqrt(mean 1/H), the rate at
+which DeComFL would take steps of the same mean squared length."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from hiso.reproduce.aggregate import RunRecord
+
+KEYS = (
+    "curvature_q05",
+    "curvature_q50",
+    "curvature_q95",
+    "curvature_inverse_mean",
+    "curvature_floor_fraction",
+)
+
+
+def trajectory(record: RunRecord) -> list[dict[str, float]]:
+    """The run's curvature summaries by round, with the spread and the effective rate."""
+    points = []
+    for row in record.history:
+        if not all(isinstance(row.get(k), int | float) for k in KEYS):
+            continue
+        points.append(
+            {
+                "round": row["round"],
+                **{k: float(row[k]) for k in KEYS},
+                "spread": row["curvature_q95"] / row["curvature_q05"],
+                "effective_lr": record.lr * math.sqrt(row["curvature_inverse_mean"]),
+            }
+        )
+    return points
+
+
+def logged(records: list[RunRecord]) -> list[tuple[RunRecord, list[dict[str, float]]]]:
+    """The runs that logged curvature, each with its trajectory."""
+    return [(r, points) for r in records if (points := trajectory(r))]
+
+
+def section(records: list[RunRecord], reference_lr: float | None, reference: str) -> str:
+    """A markdown table of every HiSo run's curvature at its last evaluation; empty when no
+    run logged curvature."""
+    runs = logged(records)
+    if not runs:
+        return ""
+    lines = [
+        "## HiSo's curvature H\n",
+        "Per run at its last evaluation: the median of H over parameters (sampled), the spread "
+        "q95/q05, the fraction of entries at the floor, sqrt(mean 1/H) (HiSo's step length "
+        "relative to DeComFL's at the same rate) and the effective rate lr * sqrt(mean 1/H)"
+        + (f"; {reference}'s chosen rate is {reference_lr!r}." if reference_lr else ".")
+        + "\n",
+        "| lr | seed | round | median H | q95/q05 | at floor | sqrt(mean 1/H) | effective lr |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for record, points in sorted(runs, key=lambda rt: (rt[0].lr, rt[0].seed)):
+        last = points[-1]
+        lines.append(
+            f"| {record.lr!r} | {record.seed} | {last['round']} | {last['curvature_q50']:.3g} "
+            f"| {last['spread']:.2f} | {last['curvature_floor_fraction']:.3f} "
+            f"| {math.sqrt(last['curvature_inverse_mean']):.3g} | {last['effective_lr']:.3g} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(records: list[RunRecord], reference_lr: float | None, reference: str, path: Path) -> bool:
+    """H's median and q05-q95 band, and the effective rate, against rounds for every HiSo run;
+    False (nothing written) when no run logged curvature."""
+    runs = logged(records)
+    if not runs:
+        return False
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2)
+    rates = sorted({r.lr for r, _ in runs})
+    for record, points in runs:
+        colour = f"C{rates.index(record.lr) % 10}"
+        rounds = [p["round"] for p in points]
+        label = f"lr {record.lr:g}, seed {record.seed}"
+        left.plot(rounds, [p["curvature_q50"] for p in points], color=colour, label=label)
+        left.fill_between(
+            rounds,
+            [p["curvature_q05"] for p in points],
+            [p["curvature_q95"] for p in points],
+            color=colour,
+            alpha=0.15,
+        )
+        right.plot(rounds, [p["effective_lr"] for p in points], color=colour, label=label)
+    if reference_lr:
+        right.axhline(reference_lr, color="black", linestyle="--", label=f"{reference} lr")
+    left.set(yscale="log", xlabel="round", ylabel="H: median, q05-q95 band")
+    right.set(yscale="log", xlabel="round", ylabel="lr * sqrt(mean 1/H)")
+    left.set_title("HiSo's curvature over parameters")
+    right.set_title("effective learning rate")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    right.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def summary(records: list[RunRecord]) -> list[dict[str, Any]]:
+    """Every HiSo run's curvature trajectory, for the table's JSON file."""
+    return [{"lr": r.lr, "seed": r.seed, "points": points} for r, points in logged(records)]
