@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup run test test-slow lint format bench reproduce clean
+.PHONY: setup run test test-slow lint format bench gpu-check reproduce clean
 
 setup: $(STAMP) $(VADER)
 
@@ -45,6 +45,13 @@ format: setup
 
 bench: setup
 	$(BIN)/python scripts/bench.py $(ARGS)
+
+# on a CUDA machine: the tests marked cuda, then the benchmark there (results/gpu-<card>/);
+# elsewhere it stops at the first line, saying why
+gpu-check: setup
+	@$(BIN)/python scripts/bench.py --gpu --check
+	$(BIN)/pytest -q -m cuda
+	$(BIN)/python scripts/bench.py --gpu $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(DATA) outputs multirun

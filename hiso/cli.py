@@ -1,7 +1,12 @@
 """`hiso-run`: compose the config, check every input, build the model and task, run, summarise.
 
 Exit codes: 0 done, 1 a failure during a run, 2 an input error (reported in one message before
-anything heavy loads)."""
+anything heavy loads).
+
+Under `accelerate launch` (or torchrun) every launched process runs the same job on its own
+replica (hiso/federation/processes.py); the main process alone writes: Hydra's files, metrics,
+summary, checkpoints, plots, wandb. The others run in the main process's run directory, which
+they receive from it once Hydra has made it."""
 
 from __future__ import annotations
 
@@ -16,7 +21,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from hiso.caches import redirect_caches
-from hiso.config import ConfigError, SetupError, conf_dir, register_configs, validate
+from hiso.config import SetupError, conf_dir, register_configs, validate
+from hiso.federation.processes import Processes, launched_processes, launched_rank, start_processes
 from hiso.preflight import check_command, check_logger, exit_input_error, read_checked_data
 from hiso.stop import Interrupted, StopSignals
 
@@ -24,11 +30,8 @@ register_configs()
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("device", name, "cpu or auto: this machine has no CUDA device")
-    return torch.device(name)
+    """The device a `device=` setting gives this process (accelerate's choice for auto)."""
+    return start_processes(name).device
 
 
 def run(
@@ -36,11 +39,13 @@ def run(
     run_dir: Path,
     state: dict[str, Any] | None = None,
     overrides: Sequence[str] = (),
+    processes: Processes | None = None,
 ) -> dict[str, Any]:
     """Build everything from a validated config and run it, writing outputs and checkpoints
     under run_dir; from round 0, or from a checkpoint's `state` (hiso/resume.py). SIGINT and
     SIGTERM stop it after the round in progress: outputs and a checkpoint are written and
-    Interrupted is raised."""
+    Interrupted is raised. A process other than the main one (`processes`, default: started
+    from cfg.device) only keeps its replica in step: it writes nothing and returns {}."""
     from hiso.federation.simulator import Simulation
     from hiso.models import build_model
     from hiso.resume import RunCheckpoints
@@ -49,15 +54,20 @@ def run(
 
     run_dir = Path(run_dir)
     with StopSignals() as stop:
-        device = resolve_device(cfg.device)
+        processes = processes or start_processes(cfg.device)
+        device = processes.device
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
         data = read_checked_data(cfg)
         model, tokenizer = build_model(cfg.model, device, cfg.seed)
         task = build_task(cfg, tokenizer, data)
-        simulation = Simulation(cfg, model, task, device, run_dir / "best-model.pt")
+        best = run_dir / "best-model.pt"
+        simulation = Simulation(cfg, model, task, device, best, processes)
         if state is not None:
             simulation.load_state_dict(state["simulation"])
+        if not processes.is_main:
+            simulation.run(lambda record: None, stop.requested)
+            return {}
         name = f"{cfg.algo.name}-{cfg.model.name}-{cfg.dataset.name}-s{cfg.seed}"
         container = OmegaConf.to_container(cfg, resolve=True)
         assert isinstance(container, dict)
@@ -71,6 +81,9 @@ def run(
             "model": cfg.model.name,
             "dataset": cfg.dataset.name,
             "device": str(device),
+            # torch's intra-op threads: `threads`, else torch's default, which a joblib sweep's
+            # worker gets as its share of the cores (joblib sets OMP_NUM_THREADS = cores // n_jobs)
+            "threads": torch.get_num_threads(),
         }
         try:
             extras |= simulation.run(tracker.log, stop.requested, checkpoints.on_round)
@@ -131,28 +144,38 @@ def summary_line(summary: dict[str, Any]) -> str:
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def _main(cfg: DictConfig) -> float | None:
     # imported here, not above: transformers and datasets read the hub switches as they load
+    from hiso.federation.processes import ReplicaMismatchError
     from hiso.federation.simulator import NonFiniteLossError
     from hiso.resume import prepare
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    main = True  # the process that prints, until the processes are known
     try:
         validate(cfg)
         check_logger(cfg.logger)
+        processes = start_processes(cfg.device)
+        main = processes.is_main
+        run_dir = processes.broadcast(run_dir)
         start = prepare(cfg, run_dir, list(HydraConfig.get().overrides.task))
+        processes.wait()  # every process has read the run directory before the main one writes
         run_dir = start.run_dir
         if start.finished is not None:
-            _print_skipped(start.finished, start.cfg, run_dir)
+            if main:
+                _print_skipped(start.finished, start.cfg, run_dir)
             return start.finished.get("best_val_accuracy")
-        summary = run(start.cfg, run_dir, start.state, start.overrides)
+        summary = run(start.cfg, run_dir, start.state, start.overrides, processes)
     except SetupError as error:
         exit_input_error(str(error))
-    except NonFiniteLossError as error:
-        print(f"hiso-run: stopped: {error}; metrics so far are in {run_dir}", file=sys.stderr)
+    except (NonFiniteLossError, ReplicaMismatchError) as error:
+        if main:
+            print(f"hiso-run: stopped: {error}; metrics so far are in {run_dir}", file=sys.stderr)
         sys.exit(1)
     except Interrupted as stopped:
-        _print_interrupted(stopped, run_dir)
+        if main:
+            _print_interrupted(stopped, run_dir)
         sys.exit(stopped.exit_code)
-    _print_summary(summary, run_dir)
+    if main:
+        _print_summary(summary, run_dir)
     return summary.get("best_val_accuracy")
 
 
@@ -189,10 +212,31 @@ def _resume_in_place(argv: list[str]) -> list[str]:
     return [*argv, f"hydra.run.dir={values[-1]}", "hydra.output_subdir=null"]
 
 
+def _follow_main_process(argv: list[str]) -> list[str]:
+    """Under a launcher with several processes: one job (a sweep is refused), and on every
+    process but the main one, Hydra writes nothing (no run directory of its own, no .hydra/, no
+    log file); such a process runs in the main process's run directory, received from it."""
+    if launched_processes() == 1:
+        return argv
+    if any(a in ("-m", "--multirun") for a in argv):
+        exit_input_error(
+            f"-m/--multirun under a launcher of {launched_processes()} processes: the processes "
+            "run one job together; launch one command per job (or sweep without the launcher)"
+        )
+    if launched_rank() == 0:
+        return argv
+    quiet = ("hydra/job_logging=disabled", "hydra/hydra_logging=disabled")
+    return [*argv, "hydra.run.dir=.", "hydra.output_subdir=null", *quiet]
+
+
 def main() -> None:
     """The console script: every job's inputs are checked before Hydra runs the first one;
     with $HISO_CACHE set, every cache goes below it (before any library that caches loads)."""
     redirect_caches()
-    sys.argv = _resume_in_place(sys.argv)
+    sys.argv = _follow_main_process(_resume_in_place(sys.argv))
     check_command()
     _main()
+
+
+if __name__ == "__main__":  # python -m hiso.cli, the form `accelerate launch -m` runs
+    main()

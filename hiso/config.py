@@ -112,6 +112,9 @@ class FederationConfig:
     test_every: int = 0
     # nan_policy=skip: stop after this many consecutive skipped (NaN/inf) rounds
     max_skipped_rounds: int = 5
+    # with several processes (accelerate launch): compare checksums of every process's parameters
+    # and optimizer state (HiSo's H, momentum) every N rounds and at the last; 0: never
+    checksum_every: int = 10
 
 
 @dataclass
@@ -165,7 +168,22 @@ class DatasetConfig:
     # task field -> column of the data files, the schema's one free-form mapping; on the
     # command line +dataset.columns.<field>=<column> (Hydra closes every mapping: `+` adds a key)
     columns: dict[str, str] = field(default_factory=dict)
+    # a built-in prompt template by name (null: the dataset's own); see hiso/tasks/templates.py
     template: str | None = None
+    # your own prompt: a Python format string over the dataset's columns, e.g. "{text} It was"
+    # (null: the built-in template); a dataset.name that is not built in needs it
+    prompt: str | None = None
+    # one word per class, in class order, each a single token of the model's tokenizer, with the
+    # leading space it takes after the prompt (" good" after "It was"); null: the template's
+    label_words: list[str] | None = None
+    # the column holding each example's class: an id 0..classes-1, or one of dataset.label_names
+    label_column: str = "label"
+    # label strings in class order (matched in any case), for a label column of strings; null:
+    # class ids only (a built-in dataset names its own classes)
+    label_names: list[str] | None = None
+    # generative tasks: the column holding each example's gold answer (a string, a list of them,
+    # or {"text": [...]}); trained on the first, scored by SQuAD F1 against all; null: classify
+    answer_column: str | None = None
     max_length: int = 64
     max_train: int | None = None
     max_test: int | None = None
@@ -317,6 +335,31 @@ def _positive(key: str, value: float, strict: bool = True) -> None:
         raise ConfigError(key, value, "a number > 0" if strict else "a number >= 0")
 
 
+def _check_own_task(d: Any) -> None:
+    """The fields of your own task that cannot go together, and label word and name lists."""
+    if d.prompt is not None and d.template is not None:
+        raise ConfigError(
+            "dataset.template", d.template, "null when dataset.prompt is set (it replaces it)"
+        )
+    if d.answer_column is not None:
+        for key in ("label_words", "label_names"):
+            if d[key] is not None:
+                raise ConfigError(
+                    f"dataset.{key}",
+                    list(d[key]),
+                    "null with dataset.answer_column (a generative task has no classes)",
+                )
+    for key in ("label_words", "label_names"):
+        values = None if d[key] is None else list(d[key])
+        if values is None:
+            continue
+        if len(values) < 2:
+            raise ConfigError(f"dataset.{key}", values, "a list of two or more, one per class")
+        seen = [v.lower() for v in values] if key == "label_names" else values
+        if len(set(seen)) != len(seen):
+            raise ConfigError(f"dataset.{key}", values, "distinct values, one per class")
+
+
 def validate(cfg: Any) -> None:
     """Check the keys, values and cross-field constraints of a composed RunConfig; raise
     ConfigError."""
@@ -379,6 +422,10 @@ def validate(cfg: Any) -> None:
         )
     _positive("federation.dirichlet_alpha", f.dirichlet_alpha)
     _at_least("federation.max_skipped_rounds", f.max_skipped_rounds, 1)
+    if f.checksum_every < 0:
+        raise ConfigError(
+            "federation.checksum_every", f.checksum_every, "an integer >= 0 (0: never)"
+        )
     if f.target_accuracy is not None and not 0.0 < f.target_accuracy <= 1.0:
         raise ConfigError("federation.target_accuracy", f.target_accuracy, "a fraction in (0, 1]")
     _choice("model.kind", m.kind, ("hf", "cnn"))
@@ -403,6 +450,7 @@ def validate(cfg: Any) -> None:
         raise ConfigError(
             "dataset.validation_size", d.validation_size, "null (automatic) or an integer >= 0"
         )
+    _check_own_task(d)
     _at_least("dataset.max_length", d.max_length, 1)
     _at_least("dataset.eval_batch_size", d.eval_batch_size, 1)
     _at_least("dataset.generation_tokens", d.generation_tokens, 1)

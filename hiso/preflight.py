@@ -11,36 +11,66 @@ from __future__ import annotations
 import copy
 import netrc
 import os
+import shutil
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from hiso.config import ConfigError, LoggerConfig, SetupError, unknown_field, validate
+from hiso.config import (
+    ConfigError,
+    LoggerConfig,
+    ModelConfig,
+    SetupError,
+    conf_dir,
+    unknown_field,
+    validate,
+)
 from hiso.data.partition import check_shard_size
 from hiso.hub import set_hub_mode
+
+if TYPE_CHECKING:
+    from hiso.tasks.templates import Template
 
 INPUT_ERROR = 2
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
 def read_checked_data(cfg: Any, already_read: dict[str, Any] | None = None) -> Any:
-    """The task's examples, read and checked, for a client split that gives every client at
-    least one batch. `already_read` keeps what was read per dataset section, so that the jobs of
-    a sweep over other fields read their data once."""
+    """The task's examples, read and checked (label words against the model's tokenizer too),
+    for a client split that gives every client at least one batch. `already_read` keeps what was
+    read per dataset and model section, so that the jobs of a sweep over other fields read their
+    data once."""
     from hiso.tasks import read_task_data
 
     already_read = {} if already_read is None else already_read
-    key = OmegaConf.to_yaml(cfg.dataset) + cfg.model.name  # the template may depend on the model
+    key = OmegaConf.to_yaml(cfg.dataset) + OmegaConf.to_yaml(cfg.model)
     if key not in already_read:
-        already_read[key] = read_task_data(cfg)
+        data = read_task_data(cfg)
+        if cfg.model.kind == "hf" and data.template.label_words:
+            check_label_words(cfg.model, data.template)
+        already_read[key] = data
     data = already_read[key]
     check_shard_size(data.num_train, cfg.federation.num_clients, cfg.optim.batch_size)
     return data
+
+
+def check_label_words(model: ModelConfig, template: Template) -> None:
+    """Each label word is one token of the model's tokenizer, loaded alone (no weights). A
+    checkpoint whose tokenizer cannot be found here is left to the model loader, whose message
+    says how to fetch it; the words are checked again when the task is built."""
+    from hiso.models.hf import load_tokenizer
+    from hiso.tasks.templates import label_token_ids
+
+    try:
+        tokenizer = load_tokenizer(model)
+    except OSError:
+        return
+    label_token_ids(template, tokenizer)
 
 
 def check_logger(cfg: LoggerConfig) -> None:
@@ -115,7 +145,10 @@ def compose_jobs(args: Any) -> list[DictConfig]:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import SearchPathException
 
-    search_path = create_automatic_config_search_path(None, "hiso.cli", args.config_path or "conf")
+    # the same folder hydra.main in hiso/cli.py reads (not the installed hiso.conf package, which
+    # in an editable install may be another checkout's)
+    config_path = args.config_path or str(conf_dir())
+    search_path = create_automatic_config_search_path(None, "hiso.cli", config_path)
     if args.config_dir is not None:
         folder = os.path.abspath(args.config_dir)
         if not os.path.isdir(folder):
@@ -202,12 +235,24 @@ def check_command() -> None:
             for cfg in jobs:
                 validate(_task(cfg))
             return
+        if args.multirun and jobs:
+            check_launcher(jobs[0].hydra.launcher)
         set_hub_mode(_online(jobs))
         already_read: dict[str, Any] = {}
         for cfg in jobs:
             check_job(cfg, already_read)
     except (SetupError, HydraException, OmegaConfBaseException) as error:
         exit_input_error(describe(error, args.overrides))
+
+
+def check_launcher(launcher: DictConfig) -> None:
+    """A multirun's launcher before any job: Slurm's only where Slurm's commands are."""
+    if str(launcher.get("_target_", "")).endswith("SlurmLauncher") and not shutil.which("srun"):
+        raise SetupError(
+            "hydra/launcher: the Slurm launcher submits with sbatch and srun, which this machine "
+            "does not have; launch the sweep from a Slurm login node (locally: "
+            "hydra/launcher=joblib or submitit_local)"
+        )
 
 
 def exit_input_error(message: str) -> NoReturn:

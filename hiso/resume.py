@@ -31,6 +31,7 @@ FREE_FIELDS = (
     "federation.eval_every",
     "federation.test_every",
     "federation.target_accuracy",
+    "federation.checksum_every",
     "algo.direction_cache",
     "algo.direction_threads",
 )

@@ -2,7 +2,7 @@
 MeZO-style loop, at the papers' setting (K = 1, P = 5, forward difference, batch 16, 8 clients).
 
     python scripts/bench.py [--models smollm2,opt125m-shape,cnn] [--rounds N] [--quick] [--out DIR]
-                            [OVERRIDES...]
+                            [--gpu [--check]] [--costs] [OVERRIDES...]
 
 OVERRIDES are Hydra overrides applied to every configuration after the benchmark's own (so they
 win), e.g. model.forward_dtype=bfloat16.
@@ -12,6 +12,14 @@ Peak memory is measured per configuration in a fresh subprocess (RSS high-water 
 torch.cuda.max_memory_allocated on GPU). opt125m-shape is a randomly initialised OPTForCausalLM
 with OPT-125m's shapes, run on the SmolLM2 movie-review task (SmolLM2's tokenizer: 49,152 ids fit
 OPT's 50,272-row embedding), so its batches have exactly SmolLM2's token shapes.
+
+--gpu (`make gpu-check`) insists on a CUDA device, exiting with one line without one (--check:
+only that), and writes to results/gpu-<card>/ unless --out says otherwise.
+
+--costs measures the per-parameter costs docs/scaling.md extrapolates from (drawing a direction
+slice, one elementwise pass, a forward per token and parameter outside the embeddings) and checks
+them against real rounds: the first model calibrates the forward cost, every model's DeComFL and
+HiSo rounds are predicted from the three costs and its own padded tokens (costs.md, costs.json).
 """
 
 from __future__ import annotations
@@ -48,9 +56,12 @@ from hiso.federation.server import sample_clients
 from hiso.federation.simulator import Simulation, forward_autocast, peak_memory_bytes
 from hiso.models import build_model
 from hiso.models.hf import load_tokenizer
+from hiso.optim.directions import DirectionStream
 from hiso.seeding import derive_seed
 from hiso.tasks import build_task
 from hiso.tasks.base import Task
+
+from scaling import elementwise_passes  # beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 # the papers' setting; the sampled count and the client count vary per measurement
@@ -113,6 +124,8 @@ class Timing:
     round_s: list[float] = field(default_factory=list)
     forwards_s: list[float] = field(default_factory=list)
     naive_s: list[float] = field(default_factory=list)
+    # padded tokens of one evaluation of the timed rounds' batches (language models, with forwards)
+    tokens: list[int] = field(default_factory=list)
 
 
 def model_overrides(name: str, quick: bool) -> tuple[str, ...]:
@@ -222,6 +235,9 @@ def time_rounds(sim: Simulation, timing: Timing, bench: Bench, forwards: bool, n
         if forwards:
             with timed(timing.forwards_s if keep else [], sim.device):
                 bare_forwards(sim, batches)
+            if keep and sim.task.lengths(batches[0]) is not None:
+                plan = sim.forwards([i for b in batches for i in b])
+                timing.tokens.append(sum(int(b["input_ids"].numel()) for _, b in plan))
         with timed(timing.round_s if keep else [], sim.device):
             sim.run_round(rnd)
         sim.wire.close_round()
@@ -323,6 +339,132 @@ def memory_model(name: str, bench: Bench, jobs: int) -> list[dict[str, Any]]:
     plan = [(a, n) for a in ("decomfl", "hiso") for n in bench.clients]
     with ThreadPoolExecutor(jobs) as pool:
         return list(pool.map(lambda an: memory_in_subprocess(name, *an, bench), plan))
+
+
+COST_FLOATS = 2**24  # one slice of 16.8M floats, the size of a large embedding matrix
+
+
+def per_float_seconds(work: Callable[[], object], device: torch.device) -> float:
+    """Median seconds per float of `work` over COST_FLOATS floats (first call: warm-up)."""
+    times: list[float] = []
+    for _ in range(6):
+        with timed(times, device):
+            work()
+    return statistics.median(times[1:]) / COST_FLOATS
+
+
+def element_costs(device: torch.device) -> dict[str, float]:
+    """Seconds per float of drawing a direction slice (hiso's DirectionStream) and of one
+    elementwise pass (out = x + mu u, the perturbation's form)."""
+    stream = DirectionStream([torch.Size([COST_FLOATS])], device, [0])
+    x, out = torch.zeros(COST_FLOATS, device=device), torch.empty(COST_FLOATS, device=device)
+    u = stream.gaussian(0, 0, 0).clone()
+    return {
+        "draw_s_per_float": per_float_seconds(lambda: stream.gaussian(0, 0, 0), device),
+        "pass_s_per_float": per_float_seconds(lambda: torch.add(x, u, alpha=1e-3, out=out), device),
+    }
+
+
+def dense_parameters(model: nn.Module) -> int:
+    """Parameters a token's forward multiplies by: all but the input embeddings (the LM head
+    runs on the last position only)."""
+    embedding = model.get_input_embeddings().weight.numel()
+    return sum(p.numel() for p in model.parameters()) - embedding
+
+
+def cost_model(name: str, bench: Bench, device: torch.device) -> list[dict[str, Any]]:
+    """One model's DeComFL and HiSo rounds (2 sampled, cache on), timed with their forwards."""
+    base = (*model_overrides(name, bench.quick), *SETTING, "federation.num_clients=8")
+    cfg = compose_config([*base, *bench.overrides])
+    torch.set_num_threads(cfg.threads or DEFAULT_THREADS)
+    model, task = build(name, cfg, device, bench.quick)
+    rows = []
+    for algo in ("decomfl", "hiso"):
+        chosen = (f"algo={algo}", "federation.clients_per_round=2", "algo.direction_cache=on")
+        cfg = compose_config([*base, *chosen, *bench.overrides])
+        sim = Simulation(cfg, model, task, device)
+        timing = Timing(name, algo, 2, "on", "auto")
+        time_rounds(sim, timing, bench, forwards=True, naive=False)
+        rows.append(
+            {
+                "model": name,
+                "algo": algo,
+                "parameters": sim.num_parameters,
+                "dense_parameters": dense_parameters(model),
+                "perturbations": cfg.algo.num_perturbations,
+                "tokens": statistics.median(timing.tokens),
+                "round_s": statistics.median(timing.round_s),
+                "forwards_s": statistics.median(timing.forwards_s),
+            }
+        )
+        print(summary_line(timing), flush=True)
+    return rows
+
+
+def costs(names: list[str], bench: Bench, device: torch.device) -> dict[str, Any]:
+    """Element costs, the forward cost per token and dense parameter calibrated on the first
+    model, and every round predicted from them."""
+    unit = element_costs(device)
+    rows = [row for name in names for row in cost_model(name, bench, device)]
+    return predict(unit, rows)
+
+
+def predict(unit: dict[str, float], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Calibrate the forward's cost per token and dense parameter on the first row (its P + 1
+    evaluations of its padded tokens), then predict each row's forwards, the rest of its round
+    (P draws and the algorithm's elementwise passes over every parameter) and the round."""
+    first = rows[0]
+    unit = unit | {
+        "forward_s_per_token_parameter": first["forwards_s"]
+        / ((first["perturbations"] + 1) * first["tokens"] * first["dense_parameters"])
+    }
+    for row in rows:
+        p, d = row["perturbations"], row["parameters"]
+        per_token = unit["forward_s_per_token_parameter"]
+        row["forwards_predicted_s"] = (p + 1) * row["tokens"] * row["dense_parameters"] * per_token
+        row["rest_s"] = row["round_s"] - row["forwards_s"]
+        row["rest_predicted_s"] = d * (
+            p * unit["draw_s_per_float"]
+            + elementwise_passes(row["algo"], p) * unit["pass_s_per_float"]
+        )
+        row["round_predicted_s"] = row["forwards_predicted_s"] + row["rest_predicted_s"]
+    return {"unit": unit, "rounds": rows}
+
+
+def costs_markdown(result: dict[str, Any]) -> str:
+    m, u = result["machine"], result["unit"]
+    lines = [
+        "# Per-parameter costs (scripts/bench.py --costs)",
+        "",
+        f"Command: `{result['command']}`",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} "
+        f"({result['threads']} threads), device {m['device']}"
+        + (f" ({m['gpu']})" if m["gpu"] else "")
+        + f"; load average {result['load_before']} before, {m['load_average']} after.",
+        "",
+        f"- direction draw: {u['draw_s_per_float'] * 1e9:.3f} ns per float",
+        f"- elementwise pass (out = x + mu u): {u['pass_s_per_float'] * 1e9:.3f} ns per float",
+        f"- forward: {u['forward_s_per_token_parameter'] * 1e12:.3f} ps per token and dense "
+        f"parameter ({2 / u['forward_s_per_token_parameter'] / 1e9:.1f} GFLOP/s at 2 FLOPs "
+        "each), calibrated on the first model below",
+        "",
+        "Rounds (K = 1, P = 5, forward difference, batch 16, 2 of 8 clients, direction cache on; "
+        f"{result['timed']}): measured against predicted from the three costs. forwards: the "
+        "P + 1 evaluations alone; rest: round minus forwards (directions, updates, bookkeeping).",
+        "",
+        "| model | algorithm | parameters | dense | padded tokens | forwards s | predicted "
+        "| rest s | predicted | round s | predicted |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rounds"]:
+        lines.append(
+            f"| {r['model']} | {r['algo']} | {r['parameters'] / 1e6:.1f}M "
+            f"| {r['dense_parameters'] / 1e6:.1f}M | {r['tokens']:.0f} | {r['forwards_s']:.2f} "
+            f"| {r['forwards_predicted_s']:.2f} | {r['rest_s']:.2f} | {r['rest_predicted_s']:.2f} "
+            f"| {r['round_s']:.2f} | {r['round_predicted_s']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def machine(device: torch.device) -> dict[str, Any]:
@@ -466,6 +608,27 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def require_cuda() -> str:
+    """The CUDA card's name; exits with one line saying why there is none."""
+    if torch.version.cuda is None:
+        raise SystemExit(
+            f"bench: --gpu needs a CUDA device; this torch ({torch.__version__}) is a CPU build"
+        )
+    if not torch.cuda.is_available():
+        raise SystemExit(
+            f"bench: --gpu needs a CUDA device; torch {torch.__version__} (CUDA "
+            f"{torch.version.cuda}) sees none (CUDA_VISIBLE_DEVICES="
+            f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')!r})"
+        )
+    return torch.cuda.get_device_name(0)
+
+
+def card_folder(card: str) -> Path:
+    """results/gpu-<card name in lower case, runs of other characters as one dash>/."""
+    slug = "-".join("".join(c if c.isalnum() else " " for c in card.lower()).split())
+    return ROOT / "results" / f"gpu-{slug}"
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="smollm2,opt125m-shape,cnn")
@@ -475,7 +638,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     parser.add_argument("--jobs", type=int, default=1, help="memory subprocesses at a time")
     parser.add_argument("--quick", action="store_true", help="tiny settings for the smoke test")
-    parser.add_argument("--out", type=Path, default=ROOT / "results")
+    parser.add_argument("--out", type=Path, help="default: results/ (--gpu: results/gpu-<card>/)")
+    parser.add_argument("--gpu", action="store_true", help="on CUDA only (one line without it)")
+    parser.add_argument("--check", action="store_true", help="with --gpu: only check for CUDA")
+    parser.add_argument("--costs", action="store_true", help="per-parameter costs (scaling.md)")
     parser.add_argument(
         "--probe", nargs=3, metavar=("MODEL", "ALGO", "CLIENTS"), help=argparse.SUPPRESS
     )
@@ -512,6 +678,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         name, algo, clients = args.probe
         print(json.dumps(probe_memory(name, algo, int(clients), args.quick, args.overrides)))
         return {}
+    card = require_cuda() if args.gpu else None
+    if args.check:
+        print(f"bench: CUDA device {card or 'not required'}")
+        return {}
+    out = args.out or (card_folder(card) if card else ROOT / "results")
     device = resolve_device("auto")
     names = args.models.split(",")
     unknown = set(names) - {"smollm2", "opt125m-shape", "cnn"}
@@ -519,6 +690,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         raise SystemExit(f"--models: unknown {sorted(unknown)}; use smollm2, opt125m-shape, cnn")
     load_before = list(os.getloadavg())
     given = sys.argv[1:] if argv is None else list(argv)
+    if args.costs:
+        if "cnn" in names:
+            raise SystemExit("--costs: language models only (smollm2, opt125m-shape)")
+        found = costs(names, bench_for(names[0], args), device)
+        found |= {
+            "command": " ".join(["python scripts/bench.py", *given]),
+            "machine": machine(device),
+            "threads": torch.get_num_threads(),
+            "load_before": load_before,
+            "timed": f"{args.warmup} warm-up + {args.rounds or 5} timed rounds each",
+        }
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "costs.json").write_text(json.dumps(found, indent=2) + "\n")
+        (out / "costs.md").write_text(costs_markdown(found))
+        print(costs_markdown(found))
+        return found
     benches = {name: bench_for(name, args) for name in names}
     timings: list[Timing] = []
     probes: list[dict[str, Any]] = []
@@ -537,9 +724,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "timing": timing_rows(timings),
             "memory": memory_rows(probes, clients),
         }
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
-        (args.out / "bench.md").write_text(markdown(result))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+        (out / "bench.md").write_text(markdown(result))
     print(markdown(result))
     return result
 

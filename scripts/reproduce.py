@@ -12,7 +12,7 @@ the results go to RESULTS/TABLE.md, .csv, .json and .png.
 
 Each stage is one `hiso-run -m` with runs under OUT/<cell>/<method>-lr<lr>-s<seed> (default OUT:
 outputs/reproduce/TABLE), through any Hydra launcher (`--launcher basic|joblib|submitit_local|
-submitit_slurm`, `--jobs N` runs at once where the launcher has such a bound). Rerunning skips
+submitit_slurm|slurm`, `--jobs N` runs at once where the launcher has such a bound). Rerunning skips
 finished runs and continues the others (`resume=auto`); a search run that the final stage needs
 for more rounds continues in place. OVERRIDES go to every run (e.g.
 `hydra.launcher.timeout_min=600`).
@@ -169,7 +169,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         choices=sorted(LAUNCHERS),
         help="Hydra launcher (default: basic, or joblib with --jobs > 1)",
     )
-    parser.add_argument("--jobs", type=int, help="runs at once (joblib, submitit_slurm)")
+    parser.add_argument("--jobs", type=int, help="runs at once (joblib, submitit_slurm, slurm)")
     parser.add_argument("--out", type=Path, help="default outputs/reproduce/TABLE")
     parser.add_argument("--results", type=Path, default=Path("docs/results"))
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import torch
 
 from hiso.config import compose_config
@@ -12,6 +13,10 @@ from hiso.models import build_model
 from hiso.tasks import build_task
 
 CPU = torch.device("cpu")
+CUDA = torch.device("cuda")
+# the devices a test of the simulator's guarantees runs on: parametrize(..., DEVICES); the CUDA
+# case is marked cuda and skipped without a CUDA device (tests/conftest.py)
+DEVICES = (pytest.param(CPU, id="cpu"), pytest.param(CUDA, id="cuda", marks=pytest.mark.cuda))
 
 
 def digits_config(*overrides: str) -> Any:
@@ -28,7 +33,7 @@ def digits_config(*overrides: str) -> Any:
     return compose_config([*base, *overrides])
 
 
-def digits_simulation(*overrides: str) -> Simulation:
+def digits_simulation(*overrides: str, device: torch.device = CPU) -> Simulation:
     cfg = digits_config(*overrides)
-    model, tokenizer = build_model(cfg.model, CPU, cfg.seed)
-    return Simulation(cfg, model, build_task(cfg, tokenizer), CPU)
+    model, tokenizer = build_model(cfg.model, device, cfg.seed)
+    return Simulation(cfg, model, build_task(cfg, tokenizer), device)

@@ -37,3 +37,15 @@ def pytest_configure(config: pytest.Config) -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+# ---- tests marked cuda (tests/configs.py DEVICES) skip where torch sees no CUDA device ----
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (make gpu-check runs it on one)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

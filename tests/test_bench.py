@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import os
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -22,7 +24,10 @@ from lm_fixtures import OPT_SPECIAL, make_tokenizer
 
 
 def load_script(name: str) -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    scripts = Path(__file__).resolve().parents[1] / "scripts"
+    if str(scripts) not in sys.path:  # as when run: a script imports the scripts beside it
+        sys.path.insert(0, str(scripts))
+    path = scripts / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -134,3 +139,60 @@ def test_precision_compares_float32_and_bfloat16_scalars(tmp_path: Path) -> None
     assert set(result["seconds"]) == {"float32", "bfloat16"}
     assert 0.0 < result["relative_error"] < 1.0  # bfloat16 rounds, but the scalars still track
     assert result["correlation"] > 0.5 and 0.0 <= result["sign_agreement"] <= 1.0
+
+
+def test_gpu_check_stops_at_one_line_without_cuda(tmp_path: Path) -> None:
+    """`make gpu-check` (setup's products given as existing files, the venv running this test)
+    with CUDA hidden: the benchmark's check says why, and neither the tests nor the benchmark
+    start."""
+    root = Path(__file__).resolve().parents[1]
+    stamp, vader = tmp_path / "installed", tmp_path / "vader.tar.gz"
+    stamp.touch()
+    vader.touch()
+    done = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "gpu-check",
+            f"BIN={Path(sys.executable).parent}",
+            f"STAMP={stamp}",
+            f"VADER={vader}",
+        ],
+        cwd=root,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode != 0 and done.stdout == ""
+    ours, made = done.stderr.strip().splitlines()
+    assert ours.startswith("bench: --gpu needs a CUDA device; ")
+    assert made.startswith("make: *** [Makefile:") and "gpu-check" in made
+
+
+def test_costs_predict_rounds_from_per_parameter_costs(bench: ModuleType) -> None:
+    unit = bench.element_costs(CPU)
+    assert 0 < unit["pass_s_per_float"] < 1e-6 and 0 < unit["draw_s_per_float"] < 1e-6
+    row = {"perturbations": 5, "parameters": 1000, "dense_parameters": 600, "tokens": 100}
+    rows = [
+        {**row, "model": "a", "algo": "decomfl", "round_s": 2.0, "forwards_s": 1.2},
+        {**row, "model": "b", "algo": "hiso", "round_s": 4.0, "forwards_s": 2.0, "tokens": 150},
+    ]
+    found = bench.predict({"draw_s_per_float": 1e-4, "pass_s_per_float": 1e-5}, rows)
+    per_token = found["unit"]["forward_s_per_token_parameter"]
+    assert per_token == pytest.approx(1.2 / (6 * 100 * 600))
+    a, b = found["rounds"]
+    assert a["forwards_predicted_s"] == pytest.approx(1.2)  # the calibration row
+    assert b["forwards_predicted_s"] == pytest.approx(1.8)  # 1.5x its tokens
+    # DeComFL: 5 draws and 2 * 5 + 3 passes per parameter; HiSo: 5 draws, 4 * 5 + 9 passes
+    assert a["rest_predicted_s"] == pytest.approx(1000 * (5e-4 + 13e-5))
+    assert b["rest_predicted_s"] == pytest.approx(1000 * (5e-4 + 29e-5))
+    assert b["rest_s"] == pytest.approx(2.0)
+    found |= {
+        "command": "python scripts/bench.py --costs",
+        "machine": bench.machine(CPU),
+        "threads": 1,
+        "load_before": [0.0, 0.0, 0.0],
+        "timed": "1 warm-up + 1 timed rounds each",
+    }
+    assert "| b | hiso | 0.0M | 0.0M | 150 | 2.00 | 1.80 |" in bench.costs_markdown(found)

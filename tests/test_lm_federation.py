@@ -23,7 +23,7 @@ from hiso.models import build_model
 from hiso.tasks import build_task
 from hiso.tracking import read_jsonl
 
-from configs import CPU
+from configs import CPU, DEVICES
 
 
 def lm_overrides(checkpoint: Path, *extra: str) -> list[str]:
@@ -47,10 +47,10 @@ def lm_overrides(checkpoint: Path, *extra: str) -> list[str]:
     ]
 
 
-def lm_simulation(checkpoint: Path, *extra: str) -> Simulation:
+def lm_simulation(checkpoint: Path, *extra: str, device: torch.device = CPU) -> Simulation:
     cfg = compose_config(lm_overrides(checkpoint, *extra))
-    model, tokenizer = build_model(cfg.model, CPU, cfg.seed)
-    return Simulation(cfg, model, build_task(cfg, tokenizer), CPU)
+    model, tokenizer = build_model(cfg.model, device, cfg.seed)
+    return Simulation(cfg, model, build_task(cfg, tokenizer), device)
 
 
 @pytest.mark.parametrize(
@@ -60,18 +60,24 @@ def lm_simulation(checkpoint: Path, *extra: str) -> Simulation:
         ("algo=decomfl", "federation.local_steps=2", "optim.momentum=0.9"),
     ],
 )
-def test_replica_rebuilds_language_model_bit_for_bit(checkpoint: Path, extra: tuple) -> None:
-    sim = lm_simulation(checkpoint, *extra)
+@pytest.mark.parametrize("device", DEVICES)
+def test_replica_rebuilds_language_model_bit_for_bit(
+    checkpoint: Path, extra: tuple, device: torch.device
+) -> None:
+    sim = lm_simulation(checkpoint, *extra, device=device)
     x0 = [x.clone() for x in sim.master]
     replicas = run_with_replicas(sim)
     assert not all(torch.equal(a, b) for a, b in zip(x0, sim.master, strict=True))
     assert_replicas_hold_the_server_state(sim, replicas)
 
 
-def test_hiso_beta_one_follows_decomfl_on_a_language_model(checkpoint: Path) -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_hiso_beta_one_follows_decomfl_on_a_language_model(
+    checkpoint: Path, device: torch.device
+) -> None:
     buckets = "federation.length_buckets=3"
-    hiso = lm_simulation(checkpoint, "algo=hiso", "algo.beta=1.0", buckets)
-    decomfl = lm_simulation(checkpoint, "algo=decomfl", buckets)
+    hiso = lm_simulation(checkpoint, "algo=hiso", "algo.beta=1.0", buckets, device=device)
+    decomfl = lm_simulation(checkpoint, "algo=decomfl", buckets, device=device)
     losses: dict[str, list[float]] = {"hiso": [], "decomfl": []}
     hiso.run(lambda r: losses["hiso"].append(r.get("train_loss", 0.0)))
     decomfl.run(lambda r: losses["decomfl"].append(r.get("train_loss", 0.0)))

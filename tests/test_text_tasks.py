@@ -18,7 +18,13 @@ from torch import nn
 
 from hiso.config import ConfigError, DataFiles, DatasetConfig
 from hiso.data.movie_reviews import TEST_SIZE, data_dir, load_movie_reviews
-from hiso.data.sources import DatasetFormatError, DatasetUnavailableError, load_examples
+from hiso.data.sources import (
+    Column,
+    DatasetFormatError,
+    DatasetUnavailableError,
+    LabelSet,
+    load_examples,
+)
 from hiso.tasks.squad import normalize_answer, squad_f1
 from hiso.tasks.templates import (
     TEMPLATES,
@@ -31,6 +37,7 @@ from hiso.tasks.text import TASKS, LabelWordTask, build_text_task, resolve_templ
 
 CPU = torch.device("cpu")
 CONF = Path(__file__).resolve().parents[1] / "conf"
+NAMES = ("negative", "positive")
 SENTENCES = [e["sentence"] for e in load_movie_reviews()["train"][300:340]]
 
 
@@ -399,7 +406,8 @@ def test_local_formats_read_alike(tmp_path: Path) -> None:
             data_files=DataFiles(train=path, test=path),
             columns={"sentence": "text", "label": "y"},
         )
-        train, test = load_examples(cfg, ("sentence",), ("negative", "positive"))
+        fields = {"sentence": Column("text", "test"), "label": Column("y", "test")}
+        train, test = load_examples(cfg, fields, LabelSet((" bad", " good"), NAMES))
         assert train == expected and test == expected, suffix
 
 

@@ -17,12 +17,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_wheel_installs_and_composes_outside_the_checkout(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
+    # no PYTHONPATH anywhere: a checkout on it (with the egg-info an in-tree build leaves) would
+    # make pip see hiso-run as installed already and the fresh environment import the checkout
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     pip = [sys.executable, "-m", "pip"]
     subprocess.run(
         [*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dist), str(ROOT)],
         check=True,
         cwd=tmp_path,
-        env={**os.environ, "PIP_NO_INDEX": "1"},
+        env={**clean, "PIP_NO_INDEX": "1"},
     )
     (wheel,) = dist.glob("hiso_run-*.whl")
     env_dir = tmp_path / "fresh"
@@ -33,6 +36,7 @@ def test_wheel_installs_and_composes_outside_the_checkout(tmp_path: Path) -> Non
         check=True,
         capture_output=True,
         text=True,
+        env=clean,
     ).stdout.strip()
     subprocess.run(
         [
@@ -46,13 +50,13 @@ def test_wheel_installs_and_composes_outside_the_checkout(tmp_path: Path) -> Non
             str(wheel),
         ],
         check=True,
+        env=clean,
     )
     # the dependencies come from this environment as a plain path (its .pth files, the editable
     # finder of the checkout included, are not processed), after the wheel's own site-packages
     Path(site, "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     where = subprocess.run(
         [str(fresh_python), "-c", "import hiso.config as c; print(c.__file__, c.conf_dir())"],
         check=True,

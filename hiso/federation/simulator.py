@@ -9,6 +9,11 @@ model from those bytes alone.
 The full-update family (FedAvg, FedAdam/FedYogi/FedAdagrad, FedZO) shares one round: each sampled
 client downloads the model, runs its client update (SGD or ZO) in its own storage and uploads its
 model change; a server optimiser moves the model by the mean change.
+
+Under several processes (hiso/federation/processes.py) every process holds a replica and runs
+the same round: it evaluates only its share of the sampled clients, gathers every client's
+scalars (or model change) in client order, and applies the same record; the main process alone
+evaluates held-out splits and keeps the best round's model.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from hiso.config import (
     RunConfig,
 )
 from hiso.data.partition import dirichlet_partition, iid_partition
+from hiso.federation.processes import Processes
 from hiso.federation.protocol import ClientReport, ModelPayload, RoundPlan, RoundRecord, Wire
 from hiso.federation.server import Server, sample_clients
 from hiso.optim.curvature import CurvatureProbe
@@ -179,9 +185,13 @@ def zo_settings(
 
 
 def forward_autocast(cfg: RunConfig, device: torch.device) -> contextlib.AbstractContextManager:
-    """bfloat16 autocast around forwards when model.forward_dtype asks for it."""
+    """bfloat16 autocast around forwards when model.forward_dtype asks for it. float32 forwards
+    stay float32 on a GPU: cuDNN's default runs convolutions in TF32, whose 10-bit mantissa is
+    coarser than the perturbations a finite difference measures."""
     if cfg.model.forward_dtype == "bfloat16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
+    if device.type == "cuda":
+        return torch.backends.cudnn.flags(enabled=True, allow_tf32=False)
     return contextlib.nullcontext()
 
 
@@ -220,7 +230,8 @@ ANNOUNCED_EVALUATION = 10**9
 class Simulation:
     """The federation over one model. `best_model_path` is where the model of the best
     validation round is kept until the end, when the test split scores it (default: a temporary
-    file, removed after the run)."""
+    file, removed after the run). `processes`: this process's place among those that run the
+    rounds together (default: alone)."""
 
     def __init__(
         self,
@@ -229,13 +240,17 @@ class Simulation:
         task: Task,
         device: torch.device,
         best_model_path: Path | None = None,
+        processes: Processes | None = None,
     ) -> None:
         self.cfg = cfg
         self.model = model.to(device).eval()
         self.task = task
         self.device = device
+        self.processes = processes or Processes(device=device)
         f = cfg.federation
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        trainable = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        self.names = [n for n, _ in trainable]
+        self.params = [p for _, p in trainable]
         self.master = [p.data for p in self.params]
         if any(x.dtype != torch.float32 for x in self.master):
             raise TypeError("master weights must be float32")
@@ -346,6 +361,16 @@ class Simulation:
         elif self.best_round is not None:  # the best round is the checkpoint's own
             self._keep_best()
 
+    def replica_tensors(self) -> dict[str, torch.Tensor]:
+        """What every process's replica must hold bit for bit: the trainable parameters and the
+        zeroth-order optimizer state (HiSo's curvature H, momentum), by name."""
+        named = dict(zip(self.names, self.master, strict=True))
+        if self.zo is not None and self.client_update is None:
+            for kind, tensors in self.state.state_dict().items():
+                for name, t in zip(self.names, tensors or (), strict=tensors is not None):
+                    named[f"{kind} of {name}"] = t
+        return named
+
     # forwards -----------------------------------------------------------------------------
     def autocast(self) -> contextlib.AbstractContextManager:
         return forward_autocast(self.cfg, self.device)
@@ -372,6 +397,8 @@ class Simulation:
         evaluation (with federation.concat_clients=false, one per client), each evaluation
         split into length buckets by federation.length_buckets."""
         sizes = [len(ix) for ix in index_lists]
+        if not sizes:  # a process with no client this round
+            return lambda: np.empty(0)
         if self.cfg.federation.concat_clients:
             parts = [[i for ix in index_lists for i in ix]]
         else:
@@ -407,11 +434,14 @@ class Simulation:
         """What round `done` scores: the selection split (or the test split when there is none)
         at round 0, every eval_every rounds and at the end; the test split at round 0, at the end
         and every test_every rounds; HiSo's curvature summary with each evaluation. Keeps the
-        model of the best validation round for the test split to score at the end."""
+        model of the best validation round for the test split to score at the end. Only the
+        main process evaluates (the others return nothing)."""
         f = self.cfg.federation
         last = done == f.rounds
         every = f.eval_every and done % f.eval_every == 0
         out: dict[str, float] = {}
+        if not self.processes.is_main:  # the other replicas hold the same model
+            return out
         if done == 0 or last or every:
             out |= self.evaluate(self.selection or "test")
             if self.probe is not None:
@@ -428,7 +458,10 @@ class Simulation:
         return out
 
     def _keep_best(self, parameters: Sequence[torch.Tensor] | None = None) -> None:
-        """Save the best round's parameters (default: the current model's)."""
+        """Save the best round's parameters (default: the current model's); on the main process
+        only, which alone evaluates."""
+        if not self.processes.is_main:
+            return
         if self._best_path is None:
             self._scratch = tempfile.TemporaryDirectory(prefix="hiso-best-")
             self._best_path = Path(self._scratch.name) / "best-model.pt"
@@ -477,22 +510,30 @@ class Simulation:
             for record in self.server.catch_up(c.id, rnd):
                 self.wire.downlink(c.id, record)
             self.wire.downlink(c.id, plan)
-        # Step 0 starts from x_r for every sampled client: one shared evaluation.
-        first = [b[0] for b in batches]
+        # Step 0 starts from x_r for every sampled client (of this process): one shared
+        # evaluation.
+        mine = self.processes.share(len(sampled))
         g0, f0 = self.zo.estimate(
             self.params,
             self.master,
             self.work,
             self.state,
             plan.seeds[0],
-            self.client_losses(first),
+            self.client_losses([batches[j][0] for j in mine]),
         )
-        reports = []
-        for j, c in enumerate(sampled):
-            scalars = [g0[j]]
+        # per client: its loss at x_r, then its K x P scalars (float32, exact in float64)
+        rows = np.empty((len(mine), 1 + len(plan.seeds) * g0.shape[1]))
+        for m, j in enumerate(mine):
+            scalars = [g0[m]]
             if len(plan.seeds) > 1:
-                scalars += self._local_steps(plan, g0[j], batches[j])
-            sent = self.wire.uplink(c.id, ClientReport(rnd, np.stack(scalars)))
+                scalars += self._local_steps(plan, g0[m], batches[j])
+            rows[m] = np.concatenate([f0[m : m + 1], np.concatenate(scalars)])
+        table = self.processes.gather_rows(rows, len(sampled))
+        f0 = table[:, 0]
+        reports = []
+        for c, row in zip(sampled, table, strict=True):
+            scalars = row[1:].astype(np.float32).reshape(len(plan.seeds), -1)
+            sent = self.wire.uplink(c.id, ClientReport(rnd, scalars))
             reports.append(ClientReport.decode(sent))
         record = self.server.aggregate(plan, reports)
         if not (np.isfinite(record.scalars).all() and np.isfinite(f0).all()):
@@ -534,22 +575,29 @@ class Simulation:
         self, rnd: int, sampled: list[SimulatedClient], batches: list[list[list[int]]]
     ) -> float:
         """Every sampled client downloads x, runs its update and uploads its model change; the
-        server optimiser moves x by the mean change."""
+        server optimiser moves x by the mean change. The changes are summed in client order,
+        one slot of clients (one per process) at a time."""
         assert self.client_update is not None and self.server_optimizer is not None
         if self._local is None:
             self._local = [torch.empty_like(x) for x in self.master]
         total, client = self._local, self.client_model
         for t in total:
             t.zero_()
-        losses = []
-        for c, client_batches in zip(sampled, batches, strict=True):
-            self.wire.downlink(c.id, ModelPayload(tuple(self.master)))
-            losses.append(self.client_update(rnd, c.id, client_batches, client))
-            for y, x in zip(client, self.master, strict=True):
-                y.sub_(x)
-            self.wire.uplink(c.id, ModelPayload(tuple(client)))
-            for t, y in zip(total, client, strict=True):
-                t.add_(y)
+        mine: list[float] = []
+        n, count = len(sampled), self.processes.count
+        for first in range(0, n, count):
+            j = first + self.processes.index
+            if j < n:
+                mine.append(self.client_update(rnd, sampled[j].id, batches[j], client))
+                for y, x in zip(client, self.master, strict=True):
+                    y.sub_(x)
+            present = min(count, n - first)
+            self.processes.add_slot(total, client, present)
+            # every upload is a model change of the model's shapes: d float32 values
+            for c in sampled[first : first + present]:
+                self.wire.downlink(c.id, ModelPayload(tuple(self.master)))
+                self.wire.uplink(c.id, ModelPayload(tuple(client)))
+        losses = self.processes.gather_rows(np.array(mine).reshape(-1, 1), n)[:, 0]
         if not np.isfinite(losses).all() or not all(torch.isfinite(t).all() for t in total):
             self._non_finite(rnd)
             return float("nan")
@@ -621,10 +669,12 @@ class Simulation:
             log(record)
             self.round = 0
         for rnd in range(self.round, f.rounds):
-            if stop():
+            if self.processes.any(stop()):
                 break
             t0 = time.perf_counter()
             train_loss = self.run_round(rnd)
+            if f.checksum_every and ((rnd + 1) % f.checksum_every == 0 or rnd + 1 == f.rounds):
+                self.processes.check_replicas(rnd + 1, self.replica_tensors())
             record = {
                 "round": rnd + 1,
                 "train_loss": train_loss,
@@ -660,6 +710,7 @@ class Simulation:
             "num_parameters": self.num_parameters,
             "skipped_rounds": self.skipped_rounds,
         }
-        if self.round == f.rounds:  # resumed at the end, no round ran: the final model's scores
+        if self.round == f.rounds and self.processes.is_main:
+            # no record when resumed at the end (no round ran): the final model's scores
             extras |= self.test_at_best(record if record is not None else self.evaluate("test"))
         return extras

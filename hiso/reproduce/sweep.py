@@ -27,12 +27,14 @@ from hiso.tracking import read_jsonl
 GROUP = "table_run"
 RUNS_DIR = ".runs"
 COMMANDS = "commands.jsonl"
-# the launcher field that bounds how many jobs run at once (None: the launcher has none)
+# the launcher field that bounds how many jobs run at once (None: the launcher has none); slurm
+# is this project's preset of submitit_slurm (conf/hydra/launcher/slurm.yaml)
 LAUNCHERS: dict[str, str | None] = {
     "basic": None,
     "joblib": "hydra.launcher.n_jobs",
     "submitit_local": None,
     "submitit_slurm": "hydra.launcher.array_parallelism",
+    "slurm": "hydra.launcher.array_parallelism",
 }
 
 

@@ -18,9 +18,9 @@ VISION_DATASETS = ("digits",)
 
 
 def read_task_data(cfg: RunConfig) -> ImageData | TextData:
-    """The task's examples, read and checked (name, template, files, columns, labels), cut to
-    dataset.max_train / max_test, the validation split carved from the training examples;
-    nothing here loads a model or tokenises."""
+    """The task's examples, read and checked (name, template or prompt and label words, files,
+    columns, labels), cut to dataset.max_train / max_test, the validation split carved from the
+    training examples; nothing here loads a model or tokenises."""
     d = cfg.dataset
     if d.kind == "vision":
         if d.name not in VISION_DATASETS:

@@ -29,12 +29,15 @@ class TemplateError(SetupError, ValueError):
 @dataclass(frozen=True)
 class Template:
     """`prompt` is a str.format string over the task's fields; class i is `label_words[i]`
-    (empty for generative tasks); `truncate` names the field shortened when too long."""
+    (empty for generative tasks); `truncate` names the field shortened when too long;
+    `words_from` names the config field that set the label words, for messages (empty: they
+    are the template's own)."""
 
     name: str
     prompt: str
     label_words: tuple[str, ...]
     truncate: str
+    words_from: str = ""
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -124,21 +127,36 @@ TEMPLATES: dict[str, Template] = {
 
 
 def label_token_ids(template: Template, tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    """One distinct token id per label word; raise TemplateError otherwise."""
+    """One distinct token id per label word; raise TemplateError otherwise, naming the word, its
+    tokens and, when the word with its leading space added or removed is one token, that word."""
+    where = template.words_from or f"template {template.name!r}"
     ids = []
     for word in template.label_words:
-        tokens = tokenizer(word, add_special_tokens=False)["input_ids"]
+        tokens = _tokens(word, tokenizer)
         if len(tokens) != 1:
+            pieces = " + ".join(repr(tokenizer.decode([t])) for t in tokens) or "no tokens"
+            other = word[1:] if word.startswith(" ") else f" {word}"
+            hint = (
+                f" ({other!r} is one; a word after a prompt that ends in a word takes its "
+                "leading space, as ' good' after 'It was')"
+                if other.strip() and len(_tokens(other, tokenizer)) == 1
+                else ""
+            )
             raise TemplateError(
-                f"template {template.name!r}: label word {word!r} is {len(tokens)} tokens "
-                f"{tokens} for this tokenizer; label words must be single tokens."
+                f"{where}: label word {word!r} is {len(tokens)} tokens ({pieces}) of this "
+                f"model's tokenizer; each label word must be one token{hint}."
             )
         ids.append(tokens[0])
     if len(set(ids)) != len(ids):
         raise TemplateError(
-            f"template {template.name!r}: label words {template.label_words} share token ids {ids}."
+            f"{where}: label words {template.label_words} share token ids {ids}; each class "
+            "needs its own token."
         )
     return ids
+
+
+def _tokens(word: str, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    return tokenizer(word, add_special_tokens=False)["input_ids"]
 
 
 def encode_prompts(

@@ -1,5 +1,7 @@
-"""Text tasks for causal LMs: label-word classification (SST-2, SuperGLUE, QQP, movie reviews)
-and generative SQuAD, built from a DatasetConfig."""
+"""Text tasks for causal LMs: label-word classification (SST-2, SuperGLUE, QQP, movie reviews,
+your own) and generation (SQuAD, your own), built from a DatasetConfig: a built-in task is a
+preset that dataset.prompt / label_words / label_names / label_column / answer_column may change
+part by part (hiso/tasks/custom.py), any other dataset.name is your own task."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from hiso.config import ConfigError, DatasetConfig
 from hiso.data.sources import load_examples
 from hiso.data.validation import carve_validation
 from hiso.tasks.base import Batch, HeldOut, Task
+from hiso.tasks.custom import TaskDefinition, define_task, with_truncated_field
 from hiso.tasks.squad import SquadTask
 from hiso.tasks.templates import (
     TEMPLATES,
@@ -61,9 +64,7 @@ def resolve_template(cfg: DatasetConfig, model_name: str) -> Template:
     """cfg.template if set, else the dataset's default for this model; checked against the task."""
     spec = _spec(cfg)
     name = cfg.template or spec.model_templates.get(model_name, spec.template)
-    if name not in TEMPLATES:
-        raise ConfigError("dataset.template", name, "one of " + ", ".join(TEMPLATES))
-    template = TEMPLATES[name]
+    template = _named_template(name)
     missing = set(template.fields) - set(spec.fields)
     classes = len(spec.label_names) if spec.label_names else 0
     if missing or len(template.label_words) != classes:
@@ -73,6 +74,34 @@ def resolve_template(cfg: DatasetConfig, model_name: str) -> Template:
             f"has fields {spec.fields} and {classes} classes."
         )
     return template
+
+
+def _named_template(name: str) -> Template:
+    if name not in TEMPLATES:
+        raise ConfigError("dataset.template", name, "one of " + ", ".join(TEMPLATES))
+    return TEMPLATES[name]
+
+
+def text_task_definition(cfg: DatasetConfig, model_name: str) -> TaskDefinition:
+    """The task of a built-in dataset.name (its preset: template and class names), or of any other
+    name (your own task: a template named by dataset.template as preset, or none), with the parts
+    the config sets replacing the preset's."""
+    if cfg.name in TASKS:
+        spec = TASKS[cfg.name]
+        if cfg.prompt is None:
+            preset = resolve_template(cfg, model_name)
+        else:  # the prompt is the user's; the default template still gives the label words
+            preset = TEMPLATES[spec.model_templates.get(model_name, spec.template)]
+        return define_task(cfg, preset, spec.label_names)
+    if cfg.prompt is None and cfg.template is None:
+        raise ConfigError(
+            "dataset.name",
+            cfg.name,
+            "one of " + ", ".join(TASKS) + "; or any name with dataset.prompt set, and "
+            "dataset.label_words (or dataset.answer_column): your own task",
+        )
+    preset = _named_template(cfg.template) if cfg.template is not None else None
+    return define_task(cfg, preset, None)
 
 
 @dataclass(frozen=True)
@@ -91,15 +120,15 @@ class TextData:
 
 
 def read_text_data(cfg: DatasetConfig, model_name: str) -> TextData:
-    """The dataset's template (checked against its fields) and examples, read and checked, with
+    """The task's template (checked against its fields) and examples, read and checked, with
     the validation split carved from the training examples."""
-    spec = _spec(cfg)
-    template = resolve_template(cfg, model_name)
-    examples, test = load_examples(cfg, spec.fields, spec.label_names)
+    task = text_task_definition(cfg, model_name)
+    examples, test = load_examples(cfg, task.fields, task.labels)
+    template = with_truncated_field(task.template, examples)
     kept, carved = carve_validation(len(examples), cfg.validation_size, cfg.validation_seed)
     train = [examples[i] for i in kept]
     heldout = {"validation": [examples[i] for i in carved], "test": test}
-    return TextData(template, train, heldout, generative=spec.label_names is None)
+    return TextData(template, train, heldout, generative=task.labels is None)
 
 
 def build_text_task(
