@@ -20,6 +20,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from hiso.caches import redirect_caches
 from hiso.config import SetupError, conf_dir, register_configs, validate
 from hiso.federation.processes import Processes, launched_processes, launched_rank, start_processes
 from hiso.preflight import check_command, check_logger, exit_input_error, read_checked_data
@@ -229,7 +230,9 @@ def _follow_main_process(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
-    """The console script: every job's inputs are checked before Hydra runs the first one."""
+    """The console script: every job's inputs are checked before Hydra runs the first one;
+    with $HISO_CACHE set, every cache goes below it (before any library that caches loads)."""
+    redirect_caches()
     sys.argv = _follow_main_process(_resume_in_place(sys.argv))
     check_command()
     _main()

@@ -22,6 +22,13 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
+from hiso.naming import checkpoint_name
+
+# the model groups' names: ${checkpoint_name:${.path},GROUP} (hiso/naming.py), resolvable
+# wherever the config is read
+if not OmegaConf.has_resolver("checkpoint_name"):
+    OmegaConf.register_new_resolver("checkpoint_name", checkpoint_name)
+
 # Two families share the simulator. Scalar-only: clients send projected gradients, every party
 # applies the averaged record (MeZO is its one-client, central-difference, P = 1 preset).
 SCALAR_ALGORITHMS = ("hiso", "decomfl", "mezo")
@@ -71,7 +78,8 @@ class AlgoConfig:
     # which local steps update HiSo's H: last (the round's last step) or every step
     curvature_steps: str = "last"
     # keep a step's P directions between perturbing and updating instead of regenerating them:
-    # on, off, or auto (on when P x d float32 values fit in a quarter of the free memory)
+    # on, off, or auto (on when P x d float32 values fit in a quarter of the free memory); the
+    # decision, why, and the bytes it holds go to summary.json
     direction_cache: str = "auto"
     # threads drawing directions (null: torch's thread count on CPU, 1 on a GPU); results agree
     # bit for bit whatever the count
@@ -153,7 +161,8 @@ class LoRAConfig:
 class ModelConfig:
     """The model (the model group): where its weights come from and how it runs."""
 
-    # the model's name in run directories, summaries and wandb; set by the model group
+    # the run's model name (run directory, summary, wandb, per-model prompt); the built-in groups
+    # set ${checkpoint_name:${.path},GROUP}: the group's name, or with model.path the checkpoint's
     name: str = MISSING
     # hf (a Hugging Face causal LM) or cnn (the small CNN, for vision datasets)
     kind: str = "hf"

@@ -1,21 +1,33 @@
-"""Tiny random OPT and LLaMA causal LMs (hidden 64, 2 layers, 4 heads) with a byte-level BPE
-tokenizer trained in-process on real movie-review sentences and the prompt templates' words."""
+"""Tiny random causal LMs (hidden 64, 2 layers, 4 heads) of several architectures with a
+byte-level BPE tokenizer trained in-process on real movie-review sentences and the prompt
+templates' words, each tokenizer with its family's special tokens, BOS rule and padding side."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
+    GemmaConfig,
+    GemmaForCausalLM,
+    GPTNeoXConfig,
+    GPTNeoXForCausalLM,
     LlamaConfig,
     LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
     OPTConfig,
     OPTForCausalLM,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen2ForCausalLM,
 )
 
 from hiso.data.movie_reviews import load_movie_reviews
@@ -52,13 +64,22 @@ def _bpe() -> str:
     return tokenizer.to_str()
 
 
-def checkpoint_tokenizer(special: dict[str, str]) -> PreTrainedTokenizerBase:
-    """The trained BPE with `special` tokens, as a checkpoint ships it (padding not set up); the
-    bos token is prepended to every encoding."""
+def checkpoint_tokenizer(
+    special: dict[str, str], prepend_bos: bool = True, append_eos: bool = False
+) -> PreTrainedTokenizerBase:
+    """The trained BPE with `special` tokens (those it lacks appended to its vocabulary), as a
+    checkpoint ships it (padding not set up); the bos token is prepended to every encoding when
+    `prepend_bos`, the eos token appended when `append_eos`."""
     backend = Tokenizer.from_str(_bpe())
-    bos = special["bos_token"]
+    backend.add_special_tokens([t for t in special.values() if backend.token_to_id(t) is None])
+    single = ["$A"]
+    if prepend_bos:
+        single.insert(0, special["bos_token"])
+    if append_eos:
+        single.append(special["eos_token"])
     backend.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A", special_tokens=[(bos, backend.token_to_id(bos))]
+        single=" ".join(single),
+        special_tokens=[(t, backend.token_to_id(t)) for t in single if t != "$A"],
     )
     return PreTrainedTokenizerFast(tokenizer_object=backend, **special)
 
@@ -116,3 +137,80 @@ def save_checkpoint(
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family's tokenizer conventions (as its checkpoints ship them) and tiny config."""
+
+    special: dict[str, str]
+    prepend_bos: bool
+    config: Callable[[PreTrainedTokenizerBase], Any]
+    model: Callable[[Any], PreTrainedModel]
+
+
+def _decoder_shape(tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
+    """The tiny shape of LLaMA-like configs, sized by the checkpoint's tokenizer."""
+    return {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 512,
+        "initializer_range": 0.2,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+
+
+# Qwen2 adds no BOS and pads with <|endoftext|>; Gemma adds <bos> and has <pad>; Mistral adds <s>
+# and has no pad; GPT-NeoX (Pythia) adds no BOS and has no pad
+FAMILIES: dict[str, Family] = {
+    "qwen2": Family(
+        {"eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>"},
+        False,
+        lambda t: Qwen2Config(**_decoder_shape(t)),
+        Qwen2ForCausalLM,
+    ),
+    "gemma": Family(
+        {"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>"},
+        True,
+        lambda t: GemmaConfig(**_decoder_shape(t), head_dim=16),
+        GemmaForCausalLM,
+    ),
+    "mistral": Family(
+        {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"},
+        True,
+        lambda t: MistralConfig(**_decoder_shape(t)),
+        MistralForCausalLM,
+    ),
+    "gpt-neox": Family(
+        {"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>"},
+        False,
+        lambda t: GPTNeoXConfig(
+            vocab_size=len(t),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=512,
+            initializer_range=0.2,
+            bos_token_id=t.bos_token_id,
+            eos_token_id=t.eos_token_id,
+        ),
+        GPTNeoXForCausalLM,
+    ),
+}
+
+
+def tiny_family(name: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A tiny random model of family `name` and its checkpoint's tokenizer, unconfigured and
+    padding on the right (as Qwen's and others' checkpoints do): what the loader receives."""
+    family = FAMILIES[name]
+    tokenizer = checkpoint_tokenizer(family.special, family.prepend_bos)
+    tokenizer.padding_side = "right"
+    torch.manual_seed(0)
+    return family.model(family.config(tokenizer)).eval(), tokenizer

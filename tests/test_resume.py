@@ -35,7 +35,16 @@ from hiso.tracking.wandb_reader import read_records, run_files
 import lm_fixtures
 from configs import digits_simulation
 
-TIME_KEYS = {"round_time", "wall_time", "seconds_per_round", "total_seconds", "peak_memory_bytes"}
+# what depends on the clock and on the machine's state (the direction cache's reason quotes the
+# memory free when the process started)
+TIME_KEYS = {
+    "round_time",
+    "wall_time",
+    "seconds_per_round",
+    "total_seconds",
+    "peak_memory_bytes",
+    "direction_cache_reason",
+}
 # Digits at about 10 ms a round: K = 2 local steps, momentum, constant lr (a cosine schedule
 # would forbid raising federation.rounds); evaluations and checkpoints on different rounds.
 DIGITS = (

@@ -158,3 +158,23 @@ def test_skipped_round_counters_survive_a_checkpoint() -> None:
     with pytest.raises(NonFiniteLossError) as resumed:
         second.run(lambda record: None)
     assert str(resumed.value) == str(whole.value) and "rounds 2-5" in str(whole.value)
+
+
+@pytest.mark.parametrize(
+    "overrides, decision, reason",
+    [
+        (("algo.direction_cache=on",), "on", "algo.direction_cache=on"),
+        (("algo.direction_cache=off",), "off", "algo.direction_cache=off"),
+        (("algo.direction_cache=auto",), "on", "auto: P x d float32 values take 24.02 KiB, within"),
+        (("algo=fedavg",), "off", "fedavg is first-order: no directions"),
+    ],
+)
+def test_the_run_reports_its_direction_cache_and_the_memory_it_holds(
+    overrides: tuple[str, ...], decision: str, reason: str
+) -> None:
+    """P = 3 directions of the CNN's 2,050 parameters: 24,600 bytes when cached."""
+    sim = digits_simulation("federation.rounds=1", *overrides)
+    extras = sim.run(lambda record: None)
+    assert extras["direction_cache"] == decision
+    assert str(extras["direction_cache_reason"]).startswith(reason)
+    assert extras["direction_cache_bytes"] == (3 * 2050 * 4 if decision == "on" else 0)

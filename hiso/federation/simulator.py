@@ -52,6 +52,7 @@ from hiso.optim.zo import Curvature, LossFn, ZeroOrderOptimizer, ZOSettings, eva
 from hiso.seeding import derive_seed, numpy_generator
 from hiso.tasks.base import Batch, HeldOut, Task
 from hiso.tasks.buckets import length_buckets
+from hiso.tracking.records import human_bytes
 
 # The price of one forward, in padded tokens, when grouping a batch by length on CPU: measured on
 # a 2-core EPYC with SmolLM2-135M (one extra forward costs about as much as 64 more tokens).
@@ -133,19 +134,36 @@ def free_memory_bytes(device: torch.device) -> int:
     return int(psutil.virtual_memory().available)
 
 
+def direction_cache_decision(
+    cfg: RunConfig, num_parameters: int, device: torch.device
+) -> tuple[bool, str]:
+    """Whether the zeroth-order optimizer keeps a step's P directions (P x d float32 values)
+    between perturbing and updating, and why: algo.direction_cache=on/off as set, or auto: on
+    when they fit in a quarter of the memory free now (the GPU's, else the machine's)."""
+    a = cfg.algo
+    if a.name in FIRST_ORDER_ALGORITHMS:
+        return False, f"{a.name} is first-order: no directions"
+    if a.direction_cache != "auto":
+        return a.direction_cache == "on", f"algo.direction_cache={a.direction_cache}"
+    need, free = 4 * a.num_perturbations * num_parameters, free_memory_bytes(device)
+    on = need <= free // 4
+    return on, (
+        f"auto: P x d float32 values take {human_bytes(need)}, "
+        f"{'within' if on else 'more than'} a quarter of the {human_bytes(free)} free on "
+        f"{device.type}"
+    )
+
+
 def zo_settings(
-    cfg: RunConfig, num_parameters: int = 0, device: torch.device | None = None
+    cfg: RunConfig, device: torch.device | None = None, cache_directions: bool = False
 ) -> ZOSettings:
-    """The optimizer settings of a config; `direction_cache=auto` needs the model size and device
-    (without them the cache is off, which changes speed, never results), as does the automatic
-    direction thread count (torch's threads on CPU, else 1)."""
+    """The optimizer settings of a config, with the direction cache as decided (it changes speed,
+    never results) and the automatic direction thread count, which needs the device (torch's
+    threads on CPU, else 1)."""
     a = cfg.algo
     threads = a.direction_threads
     if threads is None:
         threads = torch.get_num_threads() if device is not None and device.type == "cpu" else 1
-    cache = a.direction_cache == "on"
-    if a.direction_cache == "auto" and device is not None:
-        cache = 4 * a.num_perturbations * num_parameters <= free_memory_bytes(device) // 4
     curvature = None
     if a.name == "hiso":
         curvature = Curvature(
@@ -161,7 +179,7 @@ def zo_settings(
         central=a.difference == "central",
         momentum=cfg.optim.momentum,
         curvature=curvature,
-        cache_directions=cache,
+        cache_directions=cache_directions,
         threads=threads,
     )
 
@@ -259,8 +277,10 @@ class Simulation:
         self.client_update: ClientUpdate | None = None
         name = cfg.algo.name
         first_order = name in FIRST_ORDER_ALGORITHMS
+        # (on, why): reported in the summary with the bytes the cache holds
+        self.direction_cache = direction_cache_decision(cfg, self.num_parameters, device)
         if not first_order:
-            settings = zo_settings(cfg, self.num_parameters, device)
+            settings = zo_settings(cfg, device, cache_directions=self.direction_cache[0])
             self.zo = ZeroOrderOptimizer(settings, self.master)
         if name in FULL_UPDATE_ALGORITHMS:
             self.server_optimizer = server_optimizer(cfg, self.master)
@@ -684,6 +704,9 @@ class Simulation:
                 on_round()
         extras: dict[str, float | int | None] = {
             "peak_memory_bytes": peak_memory_bytes(self.device),
+            "direction_cache": "on" if self.direction_cache[0] else "off",
+            "direction_cache_reason": self.direction_cache[1],
+            "direction_cache_bytes": 0 if self.zo is None else self.zo.cache_bytes,
             "num_parameters": self.num_parameters,
             "skipped_rounds": self.skipped_rounds,
         }

@@ -20,6 +20,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from hiso.caches import VARIABLE, cache_root
 from hiso.config import ConfigError, LoRAConfig, ModelConfig, SetupError
 from hiso.hub import ONLINE_HINT, hub_offline
 from hiso.seeding import derive_seed
@@ -29,9 +30,8 @@ class ModelUnavailableError(SetupError, RuntimeError):
     """The model's weights cannot be found locally and cannot be downloaded."""
 
 
-def cache_root() -> Path:
-    """Where converted checkpoints live: $HISO_CACHE, else ~/.cache/hiso-run."""
-    return Path(os.environ.get("HISO_CACHE", Path.home() / ".cache" / "hiso-run"))
+class TokenizerError(SetupError, ValueError):
+    """A checkpoint's tokenizer that cannot score prompts by their next token."""
 
 
 def load_causal_lm(
@@ -48,14 +48,22 @@ def load_causal_lm(
     except OSError as err:
         raise ModelUnavailableError(_unavailable(cfg, source, err)) from err
     configure_tokenizer(tokenizer)
+    rows = model.get_input_embeddings().num_embeddings
+    if tokenizer.pad_token_id >= rows:
+        raise TokenizerError(
+            f"model {cfg.name!r}: its pad token {tokenizer.pad_token!r} has id "
+            f"{tokenizer.pad_token_id}, outside the model's {rows}-row embedding."
+        )
     return model.to(device=device, dtype=torch.float32).eval(), tokenizer
 
 
 def _unavailable(cfg: ModelConfig, source: Path | str, err: OSError) -> str:
     """One message: why the checkpoint did not load and the commands that supply it."""
     hub_id = cfg.hub_id or "<hub id>"
+    # with $HISO_CACHE set, the run's Hugging Face cache is below it (hiso/caches.py)
+    into = f"HF_HOME={os.environ['HF_HOME']} " if os.environ.get(VARIABLE) else ""
     fetch = (
-        f"fetch it with `hf download {hub_id}` (into the Hugging Face cache), or "
+        f"fetch it with `{into}hf download {hub_id}` (into the Hugging Face cache), or "
         f"`hf download {hub_id} --local-dir DIR` and pass model.path=DIR"
         + (" (gated: accept its licence and set HF_TOKEN)" if "llama" in str(source) else "")
     )
@@ -118,11 +126,31 @@ def _source(cfg: ModelConfig) -> tuple[Path | str, str | None]:
 
 
 def configure_tokenizer(tokenizer: PreTrainedTokenizerBase) -> None:
-    """Left padding, so position -1 is every row's last real token; eos doubles as pad when the
-    tokenizer has none (no new token, so the embedding keeps its size)."""
+    """Left padding, so position -1 is every row's last real token, whatever side the checkpoint
+    pads on. A tokenizer without a pad token pads with one it has (eos, else unk, else bos): no
+    new token, so the embedding keeps its size (padding is masked out, its id never scored).
+    Prompts keep the checkpoint's own special tokens in front (LLaMA's and Gemma's BOS, OPT's
+    </s>, none for Qwen); one appended after the text would be the token scored, so a tokenizer
+    that appends one is refused."""
     if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+        spare = tokenizer.eos_token or tokenizer.unk_token or tokenizer.bos_token
+        if spare is None:
+            raise TokenizerError(
+                "the checkpoint's tokenizer has no pad, eos, unk or bos token to pad batches with"
+            )
+        tokenizer.pad_token = spare
     tokenizer.padding_side = "left"
+    text = "Review: a good film\nSentiment:"
+    plain = tokenizer(text, add_special_tokens=False)["input_ids"]
+    full = tokenizer(text)["input_ids"]
+    if full[len(full) - len(plain) :] != plain:
+        added = tokenizer.convert_ids_to_tokens(full[len(full) - len(plain) :])
+        raise TokenizerError(
+            f"the checkpoint's tokenizer adds tokens after the text ({added} at the end of "
+            f"{text!r}): hiso-run scores the token that follows a prompt's last token, so "
+            "prompts must end with their text; turn the appended token off in its "
+            "tokenizer_config.json (e.g. add_eos_token: false)"
+        )
 
 
 def _converted_gguf(cfg: ModelConfig) -> Path:

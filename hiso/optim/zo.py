@@ -132,6 +132,12 @@ class ZeroOrderOptimizer:
                 for _ in range(settings.num_perturbations)
             ]
 
+    @property
+    def cache_bytes(self) -> int:
+        """Memory the direction cache holds (0 when caching is off)."""
+        tensors = [] if self._cache is None else [u for step in self._cache for u in step]
+        return sum(u.numel() * u.element_size() for u in tensors)
+
     def init_state(self, params: Sequence[torch.Tensor]) -> ZOState:
         s = self.settings
         return ZOState(
