@@ -162,8 +162,10 @@ def _main(cfg: DictConfig) -> float | None:
         if start.finished is not None:
             if main:
                 _print_skipped(start.finished, start.cfg, run_dir)
+            processes.close()
             return start.finished.get("best_val_accuracy")
         summary = run(start.cfg, run_dir, start.state, start.overrides, processes)
+        processes.close()
     except SetupError as error:
         exit_input_error(str(error))
     except (NonFiniteLossError, ReplicaMismatchError) as error:

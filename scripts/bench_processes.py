@@ -3,8 +3,9 @@
     python scripts/bench_processes.py [--rounds N] [--baseline DIR] [--out FILE] [OVERRIDES...]
 
 Runs the real `hiso-run` on digits with 4 sampled clients (DeComFL, the paper's CNN setting,
-K = 4, P = 20), each run alone, and prints seconds per round (the median of summary.json's):
-one process with 2 torch threads, one process with 1 thread, and 2 processes of 1 thread each
+K = 4, P = 20), each run alone and the rows interleaved over --repeats, and prints seconds per
+round (summary.json's median; then the median and range over repeats) of: one process with 2 torch
+threads, one process with 1 thread, and 2 processes of 1 thread each
 under `accelerate launch` (gloo). With --baseline DIR (another checkout, e.g. a worktree of the
 commit before a change) the one-process runs are repeated with that checkout's code, so a change's
 cost on the one-process path shows in the same table. The machine should be otherwise idle.
@@ -58,7 +59,7 @@ def run(code: Path, processes: int, threads: int, rounds: int, extra: list[str])
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=60)
-    parser.add_argument("--repeats", type=int, default=2, help="runs per row (median shown)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per row (median, range)")
     parser.add_argument("--baseline", type=Path, help="another checkout for the one-process rows")
     parser.add_argument("--out", type=Path, help="also write the table (markdown) here")
     parser.add_argument("overrides", nargs="*")
@@ -71,16 +72,20 @@ def main() -> None:
         f"digits CNN, DeComFL, 4 sampled clients, K = 4, P = 20, {args.rounds} rounds, "
         f"median of {args.repeats} runs",
         "",
-        "| code | processes | threads each | s/round |",
-        "|---|---|---|---|",
+        "| code | processes | threads each | s/round (median) | range |",
+        "|---|---|---|---|---|",
     ]
-    for name, code, processes, threads in rows:
-        times = [
-            run(code, processes, threads, args.rounds, args.overrides) for _ in range(args.repeats)
-        ]
-        line = f"| {name} | {processes} | {threads} | {statistics.median(times):.4f} |"
-        print(line, flush=True)
-        lines.append(line)
+    # rows interleaved, one run of each per repeat, so a drift of the machine's speed over the
+    # benchmark spreads over every row instead of favouring the first ones
+    times: list[list[float]] = [[] for _ in rows]
+    for repeat in range(args.repeats):
+        for (name, code, processes, threads), row_times in zip(rows, times, strict=True):
+            row_times.append(run(code, processes, threads, args.rounds, args.overrides))
+            print(f"repeat {repeat + 1}: {name}, {processes} x {threads}: {row_times[-1]:.4f}")
+    for (name, _, processes, threads), row_times in zip(rows, times, strict=True):
+        spread = f"{min(row_times):.4f}-{max(row_times):.4f}"
+        median = statistics.median(row_times)
+        lines.append(f"| {name} | {processes} | {threads} | {median:.4f} | {spread} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

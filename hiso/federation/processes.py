@@ -129,6 +129,14 @@ class Processes:
         if self.count > 1:
             dist.barrier()
 
+    def close(self) -> None:
+        """Leave the process group together: each process waits here for the others (the main
+        one finishes its files first), then the group is destroyed, so no process exits while
+        another still holds a connection to it."""
+        if self.count > 1:
+            dist.barrier()
+            dist.destroy_process_group()
+
     def check_replicas(self, rnd: int, named: dict[str, torch.Tensor]) -> None:
         """Compare the checksums of the named tensors across processes after round `rnd`; raise
         ReplicaMismatchError naming the round, the processes that differ from the main one and
