@@ -143,7 +143,8 @@ def report(
     reference_label = table.method(table.reference).title
     text = markdown(table, rows, records, document["commands"], search_upto, table.rounds)
     text += noise_section(table, rows, records)
-    text += curvature.section(records, reference_lr, reference_label)
+    by_tensor = results / f"{table.name}-h-by-tensor.md"
+    text += curvature.section(records, reference_lr, reference_label, by_tensor)
     for path in write(results, table, document, text, curves):
         print(f"[reproduce] wrote {path}")
     curvature_png = results / f"{table.name}-curvature.png"

@@ -45,8 +45,30 @@ def logged(records: list[RunRecord]) -> list[tuple[RunRecord, list[dict[str, flo
     return [(r, points) for r in records if (points := trajectory(r))]
 
 
-def section(records: list[RunRecord], reference_lr: float | None, reference: str) -> str:
-    """A markdown table of every HiSo run's curvature at its last evaluation; empty when no
+# What H can hold, whatever the run: the rule's arithmetic (../shared/SPEC.md section 3).
+READING = """
+What H can hold. A round's update is dx = (1/P) sum_p g_p H^-1/2 u_p, and every coordinate
+shares the same P scalars g_p (for a forward difference, g_p ~ grad f . H^-1/2 u_p). Over the
+directions, E[dx_i^2] = ((s + 2 a_i) / P + (1 - 1/P) a_i) / H_i with a_i = (d_i f)^2 / H_i and
+s = sum_j a_j, the sum over all d coordinates. Coordinate i's own term a_i is on average 1/d of
+s, so H_i <- beta H_i + (1 - beta) dx_i^2 tracks the common scale s / (P H_i), the same for every
+parameter, plus the noise of u_i^2: H settles near sqrt(s / P) everywhere, that is near
+(|grad f|^2 / P)^(1/3), with a spread over parameters set by beta and by how much the scalars
+vary from round to round, not by the loss's curvature (tests/test_zo.py shows it on a quadratic
+whose Hessian spans four decades: H's median is the same, within 3%, on its flattest and its
+steepest quarter). HiSo is then DeComFL with a step scaled by H^-1/2 (the effective rate above,
+which also adapts to the scalars' size) and multiplied by per-coordinate noise.
+"""
+
+
+def section(
+    records: list[RunRecord],
+    reference_lr: float | None,
+    reference: str,
+    by_tensor: Path | None = None,
+) -> str:
+    """A markdown table of every HiSo run's curvature at its last evaluation, what H can hold,
+    and `by_tensor` (scripts/curvature_tensors.py's table) when that file exists; empty when no
     run logged curvature."""
     runs = logged(records)
     if not runs:
@@ -68,6 +90,13 @@ def section(records: list[RunRecord], reference_lr: float | None, reference: str
             f"| {last['spread']:.2f} | {last['curvature_floor_fraction']:.3f} "
             f"| {math.sqrt(last['curvature_inverse_mean']):.3g} | {last['effective_lr']:.3g} |"
         )
+    lines.append(READING)
+    if by_tensor is not None and by_tensor.is_file():
+        lines += [
+            "By parameter tensor, from a checkpoint (`python scripts/curvature_tensors.py "
+            f"CHECKPOINT --out {by_tensor}`):\n",
+            by_tensor.read_text(),
+        ]
     return "\n".join(lines) + "\n"
 
 
