@@ -124,7 +124,16 @@ def tiny_llama_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return lm_fixtures.save_checkpoint(model, tokenizer, tmp_path_factory.mktemp("tiny-llama"))
 
 
-@pytest.mark.parametrize("algo", ["decomfl", "hiso", "fedavg"])
+# HiSo (the most state) in the default suite; DeComFL and FedAvg, 17 s each, in `make test-slow`
+# (digits runs all three in the default suite)
+@pytest.mark.parametrize(
+    "algo",
+    [
+        pytest.param("decomfl", marks=pytest.mark.slow),
+        "hiso",
+        pytest.param("fedavg", marks=pytest.mark.slow),
+    ],
+)
 def test_two_processes_match_one_on_a_language_model(
     algo: str, tiny_llama_checkpoint: Path, tmp_path: Path
 ) -> None:
