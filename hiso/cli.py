@@ -1,7 +1,8 @@
 """`hiso-run`: compose the config, check every input, build the model and task, run, summarise.
 
 Exit codes: 0 done, 1 a failure during a run, 2 an input error (reported in one message before
-anything heavy loads).
+anything heavy loads). In a sweep a failed run does not stop the others; the sweep exits 1 at
+its end (hiso/sweep_failures.py).
 
 Under `accelerate launch` (or torchrun) every launched process runs the same job on its own
 replica (hiso/federation/processes.py); the main process alone writes: Hydra's files, metrics,
@@ -18,6 +19,7 @@ from typing import Any
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from hiso.caches import redirect_caches
@@ -171,6 +173,8 @@ def _main(cfg: DictConfig) -> float | None:
     except (NonFiniteLossError, ReplicaMismatchError) as error:
         if main:
             print(f"hiso-run: stopped: {error}; metrics so far are in {run_dir}", file=sys.stderr)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            return None  # the sweep goes on; hiso/sweep_failures.py reports it at the end
         sys.exit(1)
     except Interrupted as stopped:
         if main:

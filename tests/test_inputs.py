@@ -4,6 +4,7 @@ in-process (the model builder replaced by one that fails the test); a few run re
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -416,3 +417,19 @@ def test_exit_codes_of_real_processes(tmp_path: Path) -> None:
         assert len(lines) == 1 and expected in lines[0], result.stderr[-2000:]
         assert "Traceback" not in result.stderr
     assert not sweep.exists() and not list(tmp_path.rglob("metrics.jsonl"))
+
+
+def test_a_failed_run_does_not_end_a_sweep(tmp_path: Path) -> None:
+    """A diverging learning rate fails its own run (summary `failed`), the sweep's other runs
+    still run, and the sweep exits 1 naming the failed run; alone, the same run exits 1."""
+    sweep = tmp_path / "sweep"
+    result = hiso_run("-m", *DIGITS, "optim.lr=1e6,1e-3", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-3000:]
+    summaries = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/summary.json"))]
+    assert [s["status"] for s in summaries] == ["failed", "finished"]
+    assert "Traceback" not in result.stderr
+    report = result.stderr[result.stderr.index("hiso-run: 1 run(s) of this sweep failed") :]
+    assert "optim.lr=1000000.0" in report and "NonFiniteLossError" in report
+    assert "optim.lr=0.001" not in report
+    alone = hiso_run(*DIGITS, "optim.lr=1e6", f"hydra.run.dir={tmp_path / 'alone'}", cwd=tmp_path)
+    assert alone.returncode == 1 and "NaN or infinite" in alone.stderr

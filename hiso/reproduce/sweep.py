@@ -192,9 +192,10 @@ def launch(
     stage: str, table: Table, runs: list[Run], rounds: int, out: Path, launcher: Launcher
 ) -> int:
     """Launch the runs of a stage that are neither finished with `rounds` nor failed; return the
-    exit code. A failed run (e.g. a diverging learning rate) ends a multirun, so the sweep is
-    launched again without it while each launch fails a new run. Every command is appended to
-    OUT/commands.jsonl."""
+    exit code. A failed run (e.g. a diverging learning rate) does not stop the multirun's other
+    runs, but the multirun then exits 1 (and a launcher may stop it anyway), so the stage is
+    launched again without the failed runs until a launch fails none. Every command is appended
+    to OUT/commands.jsonl."""
     while True:
         pending = pending_runs(runs, rounds, out)
         if not pending:
