@@ -152,7 +152,7 @@ def markdown(
             command = [Path(entry["command"][0]).name, *entry["command"][1:]]
             parts.append(f"```\n{shlex.join(command)}\n```\n")
         parts.append("One run alone: the `command` of each run in the JSON file.\n")
-    return "\n".join(parts)
+    return "\n".join(parts) + "\n"
 
 
 def noise_section(table: Table, rows: list[dict[str, Any]], records: list[RunRecord]) -> str:
