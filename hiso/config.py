@@ -77,6 +77,9 @@ class AlgoConfig:
     curvature_floor: float = 1e-8
     # which local steps update HiSo's H: last (the round's last step) or every step
     curvature_steps: str = "last"
+    # HiSo's H: parameter (the paper's, one entry per parameter) or global (an ablation: one
+    # number, updated from the scalars alone by the mean over coordinates of E[dx^2])
+    curvature_scope: str = "parameter"
     # keep a step's P directions between perturbing and updating instead of regenerating them:
     # on, off, or auto (on when P x d float32 values fit in a quarter of the free memory); the
     # decision, why, and the bytes it holds go to summary.json
@@ -444,6 +447,7 @@ def validate(cfg: Any) -> None:
     _positive("algo.eps", a.eps, strict=False)
     _positive("algo.curvature_floor", a.curvature_floor)
     _choice("algo.curvature_steps", a.curvature_steps, ("last", "every"))
+    _choice("algo.curvature_scope", a.curvature_scope, ("parameter", "global"))
     _choice("algo.direction_cache", a.direction_cache, ("auto", "on", "off"))
     if a.direction_threads is not None and a.direction_threads < 1:
         raise ConfigError(

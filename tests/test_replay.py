@@ -48,6 +48,7 @@ def assert_replicas_hold_the_server_state(sim: Simulation, replicas: list[Client
         ("algo=hiso", "algo.direction_cache=off", "federation.concat_clients=false"),
         ("algo=decomfl",),
         ("algo=hiso", "federation.local_steps=3"),
+        ("algo=hiso", "algo.curvature_scope=global", "federation.local_steps=2"),
         ("algo=decomfl", "federation.local_steps=3", "optim.momentum=0.0"),
         ("algo=hiso", "algo.difference=forward", "optim.momentum=0.0"),
         ("algo=hiso", "algo.difference=central", "optim.momentum=0.9", "federation.local_steps=2"),

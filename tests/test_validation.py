@@ -117,6 +117,18 @@ def test_hiso_logs_curvature_with_each_evaluation() -> None:
     assert rows[-1]["curvature_q50"] != 1.0
 
 
+def test_a_global_curvature_is_logged_as_its_one_value() -> None:
+    sim = digits_simulation("algo=hiso", "algo.curvature_scope=global", "federation.eval_every=6")
+    history: list[dict] = []
+    sim.run(history.append)
+    last = [r for r in history if "curvature_q50" in r][-1]
+    assert sim.state.curvature is not None
+    h = float(sim.state.curvature[0])
+    assert h != 1.0 and all(float(t) == h for t in sim.state.curvature)
+    assert last["curvature_q05"] == last["curvature_q95"] == last["curvature_mean"] == h
+    assert last["curvature_inverse_mean"] == pytest.approx(1 / h)
+
+
 def test_a_long_evaluation_is_announced(monkeypatch: pytest.MonkeyPatch) -> None:
     """The digits CNN evaluates in milliseconds: no word; with the bar lowered, each split's
     evaluation is announced with its size before it starts."""

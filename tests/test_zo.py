@@ -191,3 +191,42 @@ def test_hiso_curvature_is_one_common_scale_not_the_hessian_in_many_dimensions()
     assert abs(float(steep / flat) - 1) < 0.03
     common = (float(((scales * x.detach()) ** 2).sum()) / perturbations) ** (1 / 3)
     assert float(h.median()) == pytest.approx(common, rel=0.2)
+
+
+def test_global_curvature_scales_the_decomfl_step_and_follows_the_scalars() -> None:
+    """algo.curvature_scope=global: one H for the model. A record moves x by DeComFL's step
+    divided by sqrt(H), and H becomes beta H + (1 - beta) (sum_p g_p^2 / (P^2 H) + eps), by hand;
+    a second record uses the new H."""
+    perturbations, beta, eps = 4, 0.9, 1e-8
+    x0 = torch.randn(DIM, generator=torch.Generator().manual_seed(2))
+    records = [
+        RoundRecord(0, (11,), np.array([[0.5, -1.0, 2.0, 0.25]], dtype=np.float32)),
+        RoundRecord(1, (12,), np.array([[-0.3, 0.7, 1.1, -2.0]], dtype=np.float32)),
+    ]
+
+    def run(curvature: Curvature | None) -> tuple[list[torch.Tensor], list[float]]:
+        settings = ZOSettings(perturbations, 1e-3, LRSchedule(0.1), curvature=curvature)
+        x = [x0.clone()]
+        optimizer = ZeroOrderOptimizer(settings, x)
+        state = optimizer.init_state(x)
+        points, hs = [], []
+        for record in records:
+            before = x[0].clone()
+            optimizer.apply_record(x, state, record)
+            points.append(x[0] - before)
+            if state.curvature is not None:
+                assert state.curvature[0].shape == (1,)
+                hs.append(float(state.curvature[0]))
+        return points, hs
+
+    plain, _ = run(None)
+    steps, hs = run(Curvature(beta=beta, eps=eps, scope="global"))
+    h = 1.0
+    for k, record in enumerate(records):
+        torch.testing.assert_close(steps[k], plain[k] / h**0.5)
+        expected = beta * h + (1 - beta) * (
+            float((record.scalars.astype(np.float64) ** 2).sum()) / (perturbations**2 * h) + eps
+        )
+        assert hs[k] == pytest.approx(expected, rel=1e-6)
+        h = hs[k]
+    assert hs[0] != 1.0 and hs[1] != hs[0]

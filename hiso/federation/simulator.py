@@ -171,6 +171,7 @@ def zo_settings(
             eps=a.eps,
             floor=a.curvature_floor,
             every_step=a.curvature_steps == "every",
+            scope=a.curvature_scope,
         )
     return ZOSettings(
         num_perturbations=a.num_perturbations,
@@ -294,7 +295,7 @@ class Simulation:
             self.state = self.zo.init_state(self.master)
         self.probe = None
         if self.client_update is None and self.state.curvature is not None:
-            self.probe = CurvatureProbe([x.shape for x in self.master], device, cfg.seed)
+            self.probe = CurvatureProbe([h.shape for h in self.state.curvature], device, cfg.seed)
         # selection on the validation split when the task has one (else nothing is selected)
         self.selection: HeldOut | None = (
             "validation" if "validation" in task.heldout_splits() else None

@@ -28,12 +28,28 @@ LossFn = Callable[[], np.ndarray]
 
 @dataclass(frozen=True)
 class Curvature:
-    """HiSo's curvature rule: H <- beta * H + (1 - beta) * (dx^2 + eps), floored."""
+    """HiSo's curvature rule: H <- beta * H + (1 - beta) * (dx^2 + eps), floored. With
+    `scope="global"` H is one number for the whole model and dx^2 is replaced by its expectation
+    over the directions averaged over coordinates, sum_p g_p^2 / (P^2 H): a function of the
+    broadcast scalars alone (an ablation: the paper's rule gives every coordinate the same
+    expected H, hiso/reproduce/curvature.py)."""
 
     beta: float = 0.95
     eps: float = 1e-8
     floor: float = 1e-8
     every_step: bool = False
+    scope: str = "parameter"
+
+    def after_steps(self, h: float, scalars: np.ndarray) -> float:
+        """The global H after a record's steps: each updating step's mean dx^2 taken with the
+        round's H = h, as in the per-parameter rule (float64, so every replica agrees)."""
+        num_steps, num_dirs = scalars.shape
+        steps = range(num_steps) if self.every_step else (num_steps - 1,)
+        new = h
+        for k in steps:
+            mean_dx2 = float(np.square(scalars[k].astype(np.float64)).sum()) / (num_dirs**2 * h)
+            new = max(self.beta * new + (1 - self.beta) * (mean_dx2 + self.eps), self.floor)
+        return new
 
 
 @dataclass(frozen=True)
@@ -141,9 +157,17 @@ class ZeroOrderOptimizer:
     def init_state(self, params: Sequence[torch.Tensor]) -> ZOState:
         s = self.settings
         return ZOState(
-            curvature=None if s.curvature is None else [torch.ones_like(p) for p in params],
+            curvature=None if s.curvature is None else [self._ones(p) for p in params],
             momentum=None if s.momentum == 0 else [torch.zeros_like(p) for p in params],
         )
+
+    def _ones(self, param: torch.Tensor) -> torch.Tensor:
+        """H_0 for one parameter: its shape, or one entry when H is global (every parameter
+        then holds a copy of the same number)."""
+        assert self.settings.curvature is not None
+        if self.settings.curvature.scope == "global":
+            return torch.ones(1, dtype=torch.float32, device=param.device)
+        return torch.ones_like(param)
 
     def _view(self, buffer: torch.Tensor, index: int) -> torch.Tensor:
         shape = self.shapes[index]
@@ -164,7 +188,10 @@ class ZeroOrderOptimizer:
     def _inv_sqrt_curvature(self, state: ZOState, share: Share, index: int) -> torch.Tensor | None:
         if state.curvature is None:
             return None
-        return torch.rsqrt(state.curvature[index], out=self._view(share.scale, index))
+        h = state.curvature[index]
+        if h.shape != self.shapes[index]:  # global H: one entry, broadcast over the parameter
+            return torch.rsqrt(h)
+        return torch.rsqrt(h, out=self._view(share.scale, index))
 
     def _gaussian(self, share: Share, seed: int, perturbation: int, index: int) -> torch.Tensor:
         """u from the cache when it holds this step's directions, else regenerated."""
@@ -264,6 +291,7 @@ class ZeroOrderOptimizer:
         s = self.settings
         num_steps, num_dirs = scalars.shape
         curvature = s.curvature if update_curvature else None
+        per_parameter = curvature is not None and curvature.scope == "parameter"
 
         # Parameter-outer: each slice of x, m and H goes through every step in order; slices are
         # independent, so this equals the step-outer order exactly, with one pass over memory.
@@ -283,9 +311,13 @@ class ZeroOrderOptimizer:
                     update = dx
                 x.add_(update, alpha=-lr)
                 last = k == num_steps - 1
-                if curvature and state.curvature and (curvature.every_step or last):
+                if per_parameter and state.curvature and (curvature.every_step or last):
                     h = state.curvature[i]
                     h.mul_(curvature.beta).addcmul_(dx, dx, value=1 - curvature.beta)
                     h.add_((1 - curvature.beta) * curvature.eps).clamp_min_(curvature.floor)
 
         self._each_parameter(update)
+        if curvature is not None and not per_parameter and state.curvature:
+            h = curvature.after_steps(float(state.curvature[0]), scalars)
+            for entry in state.curvature:
+                entry.fill_(h)
