@@ -193,6 +193,14 @@ DIGITS = Table(
     methods=(
         Method("decomfl", "decomfl", _ZO_CNN_LRS, label="DeComFL"),
         Method("hiso", "hiso", _ZO_CNN_LRS, label="HiSo"),
+        # ablation (issue 9): one H for the model, from the scalars alone; not in the papers
+        Method(
+            "hiso-global",
+            "hiso",
+            _ZO_CNN_LRS,
+            ("algo.curvature_scope=global",),
+            "HiSo, one global H (ablation)",
+        ),
         Method("fedavg", "fedavg", (0.02, 0.05, 0.1), label="FedAvg"),
         Method("fedadam", "fedadam", (3e-3, 1e-2, 3e-2), label="FedAdam"),
         Method("fedzo", "fedzo", _ZO_CNN_LRS, label="FedZO"),
