@@ -37,7 +37,9 @@ class CurvatureProbe:
         sample = torch.cat(
             [h.reshape(-1)[i] for h, i in zip(curvature, self.indices, strict=True)]
         ).double()
-        values = torch.quantile(sample, torch.tensor(QUANTILES, dtype=torch.float64))
+        values = torch.quantile(
+            sample, torch.tensor(QUANTILES, dtype=torch.float64, device=sample.device)
+        )
         total = sum(h.numel() for h in curvature)
         at_floor = sum(int((h <= floor).sum()) for h in curvature)
         mean = sum(float(h.sum(dtype=torch.float64)) for h in curvature) / total
