@@ -19,6 +19,7 @@ import pytest
 from hiso.reproduce import curvature
 from hiso.reproduce.aggregate import RunRecord, choose_lr, table_rows
 from hiso.reproduce.noise import compare
+from hiso.reproduce.report import results_table
 from hiso.reproduce.sweep import pending_runs, search_runs
 from hiso.reproduce.tables import TABLES, Cell, Method, Paper, Table
 from hiso.tracking.plots import plot_bands
@@ -74,6 +75,9 @@ def test_choose_lr_uses_validation_within_the_search_rounds_never_test() -> None
     tie = {1.0: history({0: 0.5, 50: 0.8}), 2.0: history({0: 0.5, 25: 0.8, 50: 0.8})}
     assert choose_lr(tie, upto=50) == 2.0
     assert choose_lr({1.0: history({0: 0.5}), 2.0: [{"round": 0}]}, upto=50) is None
+    # a rate that diverged is no choice while another lasted the search, whatever it reached
+    assert choose_lr(search, upto=75, failed=frozenset({2.0})) == 1.0
+    assert choose_lr(search, upto=75, failed=frozenset({1.0, 2.0})) == 2.0
 
 
 def test_rows_time_each_method_to_the_reference_best_on_validation() -> None:
@@ -94,7 +98,11 @@ def test_rows_time_each_method_to_the_reference_best_on_validation() -> None:
     rows = {r["method"]: r for r in table_rows(TWO, TWO.cells, records, search_upto=50)}
     decomfl, hiso = rows["decomfl"], rows["hiso"]
     assert decomfl["chosen_lr"] == 2.0 and hiso["chosen_lr"] == 1.0
-    assert decomfl["lrs_tried"]["1.0"] == {"best_val_accuracy": 0.6, "best_round": 50}
+    assert decomfl["lrs_tried"]["1.0"] == {
+        "best_val_accuracy": 0.6,
+        "best_round": 50,
+        "failed_at_round": None,
+    }
     assert decomfl["final_test_accuracy"]["mean"] == pytest.approx(0.75)
     assert decomfl["final_test_accuracy"]["std"] == pytest.approx(0.0707107, rel=1e-5)
     assert decomfl["final_test_accuracy"]["per_seed"] == {0: 0.7, 1: 0.8}
@@ -127,12 +135,18 @@ def test_rows_wait_for_a_complete_search_and_show_paper_figures() -> None:
 
 
 def test_a_failed_search_run_is_a_result_and_never_relaunched(tmp_path: Path, capsys) -> None:
-    diverged = record("decomfl", 2.0, 0, {0: 0.5, 5: 0.55})
+    # lr 2.0 leads on validation, then diverges at round 5: tried, shown, not chosen
+    diverged = record("decomfl", 2.0, 0, {0: 0.5, 5: 0.9})
     diverged.summary = {"status": "failed", "round_reached": 5}
     records = [record("decomfl", 1.0, 0, {0: 0.5, 50: 0.6}), diverged]
     rows = table_rows(TWO, TWO.cells, records, search_upto=50)
     assert rows[0]["chosen_lr"] == 1.0
-    assert rows[0]["lrs_tried"]["2.0"] == {"best_val_accuracy": 0.55, "best_round": 5}
+    assert rows[0]["lrs_tried"]["2.0"] == {
+        "best_val_accuracy": 0.9,
+        "best_round": 5,
+        "failed_at_round": 5,
+    }
+    assert "2.0: 90.0, diverged at round 5" in results_table(TWO, rows)
     # on disk: finished and failed runs are skipped, short and absent ones launched
     runs = search_runs(TWO, TWO.cells)
     summaries = (

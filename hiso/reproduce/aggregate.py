@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from hiso.reproduce.sweep import is_failed, rounds_reached
 from hiso.reproduce.tables import Cell, Method, Table
 from hiso.tracking.curves import BYTES, CurvePoint, is_number, mean_curve
 
@@ -45,8 +46,7 @@ class RunRecord:
     def searched(self, rounds: int) -> bool:
         """Whether the run counts in a search of `rounds`: it got that far, or failed (a
         diverging rate is a result: its best validation accuracy before it failed)."""
-        failed = (self.summary or {}).get("status") == "failed"
-        return failed or self.history[-1]["round"] >= rounds
+        return is_failed(self.summary) or self.history[-1]["round"] >= rounds
 
 
 def best_validation(history: list[dict], upto: int | None = None) -> tuple[float, int] | None:
@@ -61,15 +61,19 @@ def best_validation(history: list[dict], upto: int | None = None) -> tuple[float
     return best
 
 
-def choose_lr(search: dict[float, list[dict]], upto: int | None) -> float | None:
+def choose_lr(
+    search: dict[float, list[dict]], upto: int | None, failed: frozenset[float] = frozenset()
+) -> float | None:
     """The learning rate whose history has the highest validation accuracy within `upto` rounds
-    (ties: the one reaching it first); None when a rate has no validation point."""
-    scored: dict[float, tuple[float, int]] = {}
+    (ties: the one reaching it first); None when a rate has no validation point. A rate whose run
+    failed (diverged) is chosen only when every rate failed: its best validation accuracy came
+    before the failure, and the final seeds need a rate that lasts their rounds."""
+    scored: dict[float, tuple[bool, float, int]] = {}
     for lr, history in search.items():
         best = best_validation(history, upto)
         if best is None:
             return None
-        scored[lr] = (best[0], -best[1])
+        scored[lr] = (lr not in failed, best[0], -best[1])
     return max(scored, key=scored.__getitem__, default=None)
 
 
@@ -118,16 +122,24 @@ def method_row(
         for r in runs
         if r.seed == seeds[0] and r.lr in method.lrs and r.history and r.searched(search_upto)
     }
+    failed_at = {
+        r.lr: rounds_reached(r.summary)
+        for r in runs
+        if r.seed == seeds[0] and r.lr in search and is_failed(r.summary)
+    }
     if len(method.lrs) == 1:
         chosen: float | None = method.lrs[0]
+    elif len(search) == len(method.lrs):
+        chosen = choose_lr(search, search_upto, frozenset(failed_at))
     else:
-        chosen = choose_lr(search, search_upto) if len(search) == len(method.lrs) else None
+        chosen = None
     tried = {}
     for lr in method.lrs:
         best = best_validation(search[lr], search_upto) if lr in search else None
         tried[repr(lr)] = {
             "best_val_accuracy": None if best is None else best[0],
             "best_round": None if best is None else best[1],
+            "failed_at_round": failed_at.get(lr),
         }
     final = sorted(
         (r for r in runs if r.lr == chosen and r.seed in seeds and r.finished),

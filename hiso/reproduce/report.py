@@ -73,12 +73,14 @@ def _rounds(row: dict[str, Any]) -> str:
 
 
 def _lrs(row: dict[str, Any]) -> str:
-    tried = ", ".join(
-        f"{lr}: -"
-        if t["best_val_accuracy"] is None
-        else f"{lr}: {100 * t['best_val_accuracy']:.1f}"
-        for lr, t in row["lrs_tried"].items()
-    )
+    def result(t: dict[str, Any]) -> str:
+        if t["best_val_accuracy"] is None:
+            return "-"
+        best = f"{100 * t['best_val_accuracy']:.1f}"
+        failed = t.get("failed_at_round")
+        return best if failed is None else f"{best}, diverged at round {failed}"
+
+    tried = ", ".join(f"{lr}: {result(t)}" for lr, t in row["lrs_tried"].items())
     chosen = "-" if row["chosen_lr"] is None else f"**{row['chosen_lr']!r}**"
     return f"{chosen} ({tried})" if len(row["lrs_tried"]) > 1 else chosen
 
