@@ -1,8 +1,8 @@
 """Speed and memory of hiso-run's round: against the bare forwards it needs and against a naive
 MeZO-style loop, at the papers' setting (K = 1, P = 5, forward difference, batch 16, 8 clients).
 
-    python scripts/bench.py [--models smollm2,opt125m-shape,cnn] [--rounds N] [--quick] [--out DIR]
-                            [--gpu [--check]] [--costs] [OVERRIDES...]
+    python scripts/bench.py [--models smollm2,opt125m-shape,opt1.3b-shape,cnn] [--rounds N]
+                            [--quick] [--out DIR] [--gpu [--check]] [--costs] [OVERRIDES...]
 
 OVERRIDES are Hydra overrides applied to every configuration after the benchmark's own (so they
 win), e.g. model.forward_dtype=bfloat16.
@@ -11,7 +11,8 @@ Round times are medians over timed rounds after warm-up of the real `Simulation.
 Peak memory is measured per configuration in a fresh subprocess (RSS high-water mark on CPU,
 torch.cuda.max_memory_allocated on GPU). opt125m-shape is a randomly initialised OPTForCausalLM
 with OPT-125m's shapes, run on the SmolLM2 movie-review task (SmolLM2's tokenizer: 49,152 ids fit
-OPT's 50,272-row embedding), so its batches have exactly SmolLM2's token shapes.
+OPT's 50,272-row embedding), so its batches have exactly SmolLM2's token shapes; opt1.3b-shape
+likewise with OPT-1.3b's (for a GPU: about 5 GiB per float32 copy).
 
 --gpu (`make gpu-check`) insists on a CUDA device, exiting with one line without one (--check:
 only that), and writes to results/gpu-<card>/ unless --out says otherwise.
@@ -85,6 +86,15 @@ OPT_125M_SHAPE = {
     "vocab_size": 50272,
     "max_position_embeddings": 2048,
 }
+OPT_1_3B_SHAPE = OPT_125M_SHAPE | {
+    "hidden_size": 2048,
+    "word_embed_proj_dim": 2048,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 32,
+    "ffn_dim": 8192,
+}
+OPT_SHAPES = {"opt125m-shape": OPT_125M_SHAPE, "opt1.3b-shape": OPT_1_3B_SHAPE}
+MODELS = ("smollm2", *OPT_SHAPES, "cnn")
 OPT_TINY_SHAPE = {
     "hidden_size": 64,
     "word_embed_proj_dim": 64,
@@ -153,7 +163,7 @@ def build(name: str, cfg: Any, device: torch.device, quick: bool) -> tuple[nn.Mo
         model, tokenizer = build_model(cfg.model, device, cfg.seed)
         return model, build_task(cfg, tokenizer)
     tokenizer = load_tokenizer(cfg.model)
-    shape = OPT_125M_SHAPE if name == "opt125m-shape" and not quick else OPT_TINY_SHAPE
+    shape = OPT_TINY_SHAPE if quick else OPT_SHAPES[name]
     return opt_shaped_model(shape, tokenizer, cfg.seed).to(device), build_task(cfg, tokenizer)
 
 
@@ -443,8 +453,8 @@ def costs_markdown(result: dict[str, Any]) -> str:
         + (f" ({m['gpu']})" if m["gpu"] else "")
         + f"; load average {result['load_before']} before, {m['load_average']} after.",
         "",
-        f"- direction draw: {u['draw_s_per_float'] * 1e9:.3f} ns per float",
-        f"- elementwise pass (out = x + mu u): {u['pass_s_per_float'] * 1e9:.3f} ns per float",
+        f"- direction draw: {u['draw_s_per_float'] * 1e12:.2f} ps per float",
+        f"- elementwise pass (out = x + mu u): {u['pass_s_per_float'] * 1e12:.2f} ps per float",
         f"- forward: {u['forward_s_per_token_parameter'] * 1e12:.3f} ps per token and dense "
         f"parameter ({2 / u['forward_s_per_token_parameter'] / 1e9:.1f} GFLOP/s at 2 FLOPs "
         "each), calibrated on the first model below",
@@ -685,14 +695,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     out = args.out or (card_folder(card) if card else ROOT / "results")
     device = resolve_device("auto")
     names = args.models.split(",")
-    unknown = set(names) - {"smollm2", "opt125m-shape", "cnn"}
+    unknown = set(names) - set(MODELS)
     if unknown:
-        raise SystemExit(f"--models: unknown {sorted(unknown)}; use smollm2, opt125m-shape, cnn")
+        raise SystemExit(f"--models: unknown {sorted(unknown)}; use {', '.join(MODELS)}")
     load_before = list(os.getloadavg())
     given = sys.argv[1:] if argv is None else list(argv)
     if args.costs:
         if "cnn" in names:
-            raise SystemExit("--costs: language models only (smollm2, opt125m-shape)")
+            raise SystemExit(f"--costs: language models only ({', '.join(MODELS[:-1])})")
         found = costs(names, bench_for(names[0], args), device)
         found |= {
             "command": " ".join(["python scripts/bench.py", *given]),
