@@ -196,7 +196,7 @@ def test_hiso_curvature_is_one_common_scale_not_the_hessian_in_many_dimensions()
 def test_global_curvature_scales_the_decomfl_step_and_follows_the_scalars() -> None:
     """algo.curvature_scope=global: one H for the model. A record moves x by DeComFL's step
     divided by sqrt(H), and H becomes beta H + (1 - beta) (sum_p g_p^2 / (P^2 H) + eps), by hand;
-    a second record uses the new H."""
+    a second record uses the new H. A 0-dim parameter (a learned scale) takes the same H."""
     perturbations, beta, eps = 4, 0.9, 1e-8
     x0 = torch.randn(DIM, generator=torch.Generator().manual_seed(2))
     records = [
@@ -204,18 +204,18 @@ def test_global_curvature_scales_the_decomfl_step_and_follows_the_scalars() -> N
         RoundRecord(1, (12,), np.array([[-0.3, 0.7, 1.1, -2.0]], dtype=np.float32)),
     ]
 
-    def run(curvature: Curvature | None) -> tuple[list[torch.Tensor], list[float]]:
+    def run(curvature: Curvature | None) -> tuple[list[list[torch.Tensor]], list[float]]:
         settings = ZOSettings(perturbations, 1e-3, LRSchedule(0.1), curvature=curvature)
-        x = [x0.clone()]
+        x = [x0.clone(), torch.tensor(0.7)]
         optimizer = ZeroOrderOptimizer(settings, x)
         state = optimizer.init_state(x)
         points, hs = [], []
         for record in records:
-            before = x[0].clone()
+            before = [p.clone() for p in x]
             optimizer.apply_record(x, state, record)
-            points.append(x[0] - before)
+            points.append([p - b for p, b in zip(x, before, strict=True)])
             if state.curvature is not None:
-                assert state.curvature[0].shape == (1,)
+                assert [h.shape for h in state.curvature] == [(1,), (1,)]
                 hs.append(float(state.curvature[0]))
         return points, hs
 
@@ -223,7 +223,8 @@ def test_global_curvature_scales_the_decomfl_step_and_follows_the_scalars() -> N
     steps, hs = run(Curvature(beta=beta, eps=eps, scope="global"))
     h = 1.0
     for k, record in enumerate(records):
-        torch.testing.assert_close(steps[k], plain[k] / h**0.5)
+        for step, plain_step in zip(steps[k], plain[k], strict=True):
+            torch.testing.assert_close(step, plain_step / h**0.5)
         expected = beta * h + (1 - beta) * (
             float((record.scalars.astype(np.float64) ** 2).sum()) / (perturbations**2 * h) + eps
         )

@@ -189,8 +189,9 @@ class ZeroOrderOptimizer:
         if state.curvature is None:
             return None
         h = state.curvature[index]
-        if h.shape != self.shapes[index]:  # global H: one entry, broadcast over the parameter
-            return torch.rsqrt(h)
+        assert self.settings.curvature is not None
+        if self.settings.curvature.scope == "global":  # one number, broadcast over any shape
+            return torch.rsqrt(h[0])
         return torch.rsqrt(h, out=self._view(share.scale, index))
 
     def _gaussian(self, share: Share, seed: int, perturbation: int, index: int) -> torch.Tensor:
