@@ -146,7 +146,7 @@ def test_a_failed_search_run_is_a_result_and_never_relaunched(tmp_path: Path, ca
         "best_round": 5,
         "failed_at_round": 5,
     }
-    assert "2.0: 90.0, diverged at round 5" in results_table(TWO, rows)
+    assert "2.0: 90.0 (diverged at round 5)" in results_table(TWO, rows)
     # on disk: finished and failed runs are skipped, short and absent ones launched
     runs = search_runs(TWO, TWO.cells)
     summaries = (
@@ -283,10 +283,11 @@ def test_interrupted_table_resumes_without_redoing_finished_runs(tmp_path: Path)
     assert "hiso-run -m" in text
     # the comparison against the noise, with the evaluation sets' sizes from the runs
     assert "HiSo - DeComFL, final test accuracy:" in text and "(n = 360)" in text
-    assert {(c["lr"], c["seed"]) for c in result["curvature"]} == {
-        (r["lr"], r["seed"]) for r in result["runs"] if r["method"] == "hiso"
+    assert {(c["method"], c["lr"], c["seed"]) for c in result["curvature"]} == {
+        ("hiso", r["lr"], r["seed"]) for r in result["runs"] if r["method"] == "hiso"
     }
-    assert "## HiSo's curvature H" in text
+    assert "\n\n## HiSo's curvature H" in text
+    assert "\n| hiso | 0.001 | 0 |" in text
     assert (tmp_path / "results" / "smoke-curvature.png").stat().st_size > 0
 
 

@@ -80,13 +80,15 @@ def section(
         "relative to DeComFL's at the same rate) and the effective rate lr * sqrt(mean 1/H)"
         + (f"; {reference}'s chosen rate is {reference_lr!r}." if reference_lr else ".")
         + "\n",
-        "| lr | seed | round | median H | q95/q05 | at floor | sqrt(mean 1/H) | effective lr |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | lr | seed | round | median H | q95/q05 | at floor | sqrt(mean 1/H) "
+        "| effective lr |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for record, points in sorted(runs, key=lambda rt: (rt[0].lr, rt[0].seed)):
+    for record, points in sorted(runs, key=lambda rt: (rt[0].method, rt[0].lr, rt[0].seed)):
         last = points[-1]
         lines.append(
-            f"| {record.lr!r} | {record.seed} | {last['round']} | {last['curvature_q50']:.3g} "
+            f"| {record.method} | {record.lr!r} | {record.seed} | {last['round']} "
+            f"| {last['curvature_q50']:.3g} "
             f"| {last['spread']:.2f} | {last['curvature_floor_fraction']:.3f} "
             f"| {math.sqrt(last['curvature_inverse_mean']):.3g} | {last['effective_lr']:.3g} |"
         )
@@ -109,11 +111,11 @@ def plot(records: list[RunRecord], reference_lr: float | None, reference: str, p
     fig = Figure(figsize=(11, 4), layout="constrained")
     FigureCanvasAgg(fig)
     left, right = fig.subplots(1, 2)
-    rates = sorted({r.lr for r, _ in runs})
+    kinds = sorted({(r.method, r.lr) for r, _ in runs})
     for record, points in runs:
-        colour = f"C{rates.index(record.lr) % 10}"
+        colour = f"C{kinds.index((record.method, record.lr)) % 10}"
         rounds = [p["round"] for p in points]
-        label = f"lr {record.lr:g}, seed {record.seed}"
+        label = f"{record.method}, lr {record.lr:g}, seed {record.seed}"
         left.plot(rounds, [p["curvature_q50"] for p in points], color=colour, label=label)
         left.fill_between(
             rounds,
@@ -138,4 +140,7 @@ def plot(records: list[RunRecord], reference_lr: float | None, reference: str, p
 
 def summary(records: list[RunRecord]) -> list[dict[str, Any]]:
     """Every HiSo run's curvature trajectory, for the table's JSON file."""
-    return [{"lr": r.lr, "seed": r.seed, "points": points} for r, points in logged(records)]
+    return [
+        {"method": r.method, "lr": r.lr, "seed": r.seed, "points": points}
+        for r, points in logged(records)
+    ]

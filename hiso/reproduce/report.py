@@ -78,7 +78,7 @@ def _lrs(row: dict[str, Any]) -> str:
             return "-"
         best = f"{100 * t['best_val_accuracy']:.1f}"
         failed = t.get("failed_at_round")
-        return best if failed is None else f"{best}, diverged at round {failed}"
+        return best if failed is None else f"{best} (diverged at round {failed})"
 
     tried = ", ".join(f"{lr}: {result(t)}" for lr, t in row["lrs_tried"].items())
     chosen = "-" if row["chosen_lr"] is None else f"**{row['chosen_lr']!r}**"
@@ -190,7 +190,7 @@ def noise_section(table: Table, rows: list[dict[str, Any]], records: list[RunRec
                     )
     if not lines:
         return ""
-    return "## Against the noise\n\n" + "\n".join(lines) + "\n"
+    return "## Against the noise\n\n" + "\n".join(lines) + "\n\n"
 
 
 def csv_text(rows: list[dict[str, Any]]) -> str:
