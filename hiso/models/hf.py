@@ -4,6 +4,8 @@ optionally with LoRA adapters (peft) as the only trainable parameters."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import importlib.util
 import os
 import shutil
@@ -153,11 +155,8 @@ def configure_tokenizer(tokenizer: PreTrainedTokenizerBase) -> None:
         )
 
 
-def _converted_gguf(cfg: ModelConfig) -> Path:
-    """Directory of the safetensors copy of the package's GGUF model, converting it on first use."""
-    target = cache_root() / cfg.name
-    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
-        return target
+def _gguf_file(cfg: ModelConfig) -> Path:
+    """The GGUF file inside the installed registry package `cfg.gguf_package`."""
     assert cfg.gguf_package is not None
     module = cfg.gguf_package.replace("-", "_")
     spec = importlib.util.find_spec(module)  # locates the package without importing it
@@ -173,7 +172,27 @@ def _converted_gguf(cfg: ModelConfig) -> Path:
             f"model {cfg.name!r}: expected one GGUF file in {folder}, found "
             f"{[f.name for f in folder.glob('*.gguf')]}; set model.gguf_file."
         )
-    gguf = files[0].name
+    return files[0]
+
+
+def converted_gguf_dir(cfg: ModelConfig, gguf: Path) -> Path:
+    """Where the float32 copy of `gguf` is cached: named by the model and a digest of the
+    package, its version, the file's name and size, so another quantisation or release of the
+    same model name never reads a stale copy."""
+    assert cfg.gguf_package is not None
+    version = importlib.metadata.version(cfg.gguf_package)
+    source = f"{cfg.gguf_package}=={version}/{gguf.name}:{gguf.stat().st_size}"
+    return cache_root() / f"{cfg.name}-{hashlib.sha256(source.encode()).hexdigest()[:10]}"
+
+
+def _converted_gguf(cfg: ModelConfig) -> Path:
+    """Directory of the safetensors copy of the package's GGUF model, converting it on first use."""
+    file = _gguf_file(cfg)
+    target = converted_gguf_dir(cfg, file)
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    folder = file.parent
+    gguf = file.name
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype=torch.float32)
     # the GGUF-loaded model refuses save_pretrained: copy its weights into a plain model
