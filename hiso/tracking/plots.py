@@ -46,10 +46,14 @@ def round_axis(ax: Axes) -> None:
 
 def bytes_axis(ax: Axes, linthresh: float) -> None:
     """Cumulative bytes on a symlog axis: linear up to `linthresh` (the smallest positive count
-    drawn, a first round's bytes), logarithmic above, so round 0 (no bytes yet) sits at x = 0."""
+    drawn, a first round's bytes), logarithmic above, so round 0 (no bytes yet) sits at x = 0.
+    Ticks within 4x of linthresh go unlabelled: the linear part is narrow and they would print
+    over the 0."""
     ax.set_xscale("symlog", base=4, linthresh=linthresh, linscale=0.5)
     ax.set_xlabel(_LABELS["cumulative_bytes"])
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: human_bytes(value)))
+    ax.xaxis.set_major_formatter(
+        FuncFormatter(lambda value, _: "" if 0 < value < 4 * linthresh else human_bytes(value))
+    )
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
