@@ -202,8 +202,9 @@ DIGITS = Table(
             "HiSo, one global H (ablation)",
         ),
         Method("fedavg", "fedavg", (0.02, 0.05, 0.1), label="FedAvg"),
-        # FedAdam's and FedZO's first grids peaked at their edge (3e-3 and 2e-3): one more rate
-        Method("fedadam", "fedadam", (1e-3, 3e-3, 1e-2, 3e-2), label="FedAdam"),
+        # FedAdam's and FedZO's first grids peaked at their edge (3e-3 and 2e-3), so they go on
+        # until the best rate has a worse one on each side
+        Method("fedadam", "fedadam", (3e-4, 1e-3, 3e-3, 1e-2, 3e-2), label="FedAdam"),
         Method("fedzo", "fedzo", (*_ZO_CNN_LRS, 4e-3), label="FedZO"),
         # MeZO's one direction makes its estimate about 20x noisier than P = 20's: 5e-4..2e-3
         # diverged (NaN at rounds 802, 331, 168), so the grid goes lower
