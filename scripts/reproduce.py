@@ -1,14 +1,14 @@
 """Reproduce a paper's table, or one of this project's studies, on Hydra's multirun.
 
     python scripts/reproduce.py TABLE [--stage all|search|final|report] [--cells CELL ...]
-        [--seeds S ...] [--rounds N] [--search-rounds N] [--launcher NAME] [--jobs N]
-        [--out DIR] [--results DIR] [OVERRIDES ...]
+        [--seeds S ...] [--search-seed S] [--rounds N] [--search-rounds N] [--launcher NAME]
+        [--jobs N] [--out DIR] [--results DIR] [OVERRIDES ...]
 
 Tables (hiso/reproduce/tables.py): hiso-paper, decomfl-paper, decomfl-lora, digits, movie-study,
-smoke. `search` runs every learning rate of every method with the first seed (the table's search
-rounds); `final` runs, for each method, the rate with the highest best validation accuracy in the
-search with every seed at the table's rounds; `all` (default) both; then, and with `report` alone,
-the results go to RESULTS/TABLE.md, .csv, .json and .png.
+smoke. `search` runs every learning rate of every method with the search seed (default: the first
+seed) at the table's search rounds; `final` runs, for each method, the rate with the highest best
+validation accuracy in the search with every seed at the table's rounds; `all` (default) both;
+then, and with `report` alone, the results go to RESULTS/TABLE.md, .csv, .json and .png.
 
 Each stage is one `hiso-run -m` with runs under OUT/<cell>/<method>-lr<lr>-s<seed> (default OUT:
 outputs/reproduce/TABLE), through any Hydra launcher (`--launcher basic|joblib|submitit_local|
@@ -61,7 +61,7 @@ def collect(table: Table, cells: tuple[Cell, ...], out: Path) -> list[tuple[Run,
     for cell in cells:
         for method in table.cell_methods(cell):
             for lr in method.lrs:
-                for seed in table.seeds:
+                for seed in dict.fromkeys((table.selection_seed, *table.seeds)):
                     run = Run(cell, method, lr, seed)
                     history = read_history(out / run.name)
                     if not history:
@@ -90,7 +90,8 @@ def chosen_rates(
     for cell in cells:
         for method in table.cell_methods(cell):
             runs = [r for r in records if r.cell == cell.name and r.method == method.name]
-            lr = method_row(method, runs, table.seeds, search_upto, None)["chosen_lr"]
+            row = method_row(method, runs, table.seeds, table.selection_seed, search_upto, None)
+            lr = row["chosen_lr"]
             key = f"{cell.name}/{method.name}"
             if lr is None:
                 missing.append(key.lstrip("/"))
@@ -166,6 +167,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="final rounds (default: the table's)")
     parser.add_argument("--search-rounds", type=int, help="default: the table's")
     parser.add_argument(
+        "--search-seed",
+        type=int,
+        help="the seed whose search chooses the rates (default: the first of --seeds); e.g. "
+        "`--stage final --seeds 1 2 --search-seed 0` runs seeds 1 and 2 on another machine",
+    )
+    parser.add_argument(
         "--launcher",
         choices=sorted(LAUNCHERS),
         help="Hydra launcher (default: basic, or joblib with --jobs > 1)",
@@ -198,6 +205,7 @@ def main(argv: list[str] | None = None) -> None:
         seeds=tuple(args.seeds or table.seeds),
         rounds=args.rounds or table.rounds,
         search_rounds=args.search_rounds or table.search_rounds,
+        search_seed=table.search_seed if args.search_seed is None else args.search_seed,
     )
     cells = table.cells
     if args.cells:

@@ -291,6 +291,39 @@ def test_interrupted_table_resumes_without_redoing_finished_runs(tmp_path: Path)
     assert (tmp_path / "results" / "smoke-curvature.png").stat().st_size > 0
 
 
+def test_final_seeds_apart_from_the_search_seed(tmp_path: Path) -> None:
+    """`--stage final --seeds 1 --search-seed 0` (the finals on another machine): the rates come
+    from seed 0's search, only seed 1 runs, and the search runs are left as they are."""
+    out = tmp_path / "out"
+    search = reproduce("--stage", "search", "--search-rounds", "3", tmp_path=tmp_path)
+    log, _ = search.communicate(timeout=300)
+    assert search.returncode == 0, log[-3000:]
+    searched = finished_runs(out)
+    assert {name.rsplit("-", 1)[1] for name in searched} == {"s0"} and len(searched) == 4
+    final = reproduce(
+        "--stage", "final", "--seeds", "1", "--search-seed", "0", "--search-rounds", "3",
+        "--rounds", "4", tmp_path=tmp_path,
+    )  # fmt: skip
+    log, _ = final.communicate(timeout=300)
+    assert final.returncode == 0, log[-3000:]
+    after = finished_runs(out)
+    assert {name: after[name] for name in searched} == searched
+    result = json.loads((tmp_path / "results" / "smoke.json").read_text())
+    chosen = {}
+    for row in result["rows"]:
+        best = {
+            lr: max(p["val_accuracy"] for p in r["curve"])
+            for r in result["runs"]
+            if r["method"] == row["method"] and r["seed"] == 0
+            for lr in [r["lr"]]
+        }
+        assert best[row["chosen_lr"]] == max(best.values())
+        assert row["seeds"] == [1]
+        chosen[row["method"]] = row["chosen_lr"]
+    assert after.keys() - searched.keys() == {f"{m}-lr{lr:g}-s1" for m, lr in chosen.items()}
+    assert "learning rates searched with seed 0" in (tmp_path / "results" / "smoke.md").read_text()
+
+
 def test_joblib_launcher_runs_two_jobs_at_once(tmp_path: Path) -> None:
     run = reproduce(
         "--stage", "search", "--launcher", "joblib", "--jobs", "2", "--search-rounds", "3",

@@ -107,6 +107,7 @@ def method_row(
     method: Method,
     runs: list[RunRecord],
     seeds: Sequence[int],
+    search_seed: int,
     search_upto: int,
     reference: list[RunRecord] | None,
 ) -> dict[str, Any]:
@@ -120,12 +121,12 @@ def method_row(
     search = {
         r.lr: r.history
         for r in runs
-        if r.seed == seeds[0] and r.lr in method.lrs and r.history and r.searched(search_upto)
+        if r.seed == search_seed and r.lr in method.lrs and r.history and r.searched(search_upto)
     }
     failed_at = {
         r.lr: rounds_reached(r.summary)
         for r in runs
-        if r.seed == seeds[0] and r.lr in search and is_failed(r.summary)
+        if r.seed == search_seed and r.lr in search and is_failed(r.summary)
     }
     if len(method.lrs) == 1:
         chosen: float | None = method.lrs[0]
@@ -191,10 +192,14 @@ def table_rows(
         reference = None
         if table.reference in runs:
             ref_method = table.method(table.reference)
-            ref_row = method_row(ref_method, runs[ref_method.name], table.seeds, search_upto, None)
-            reference = _final(ref_row, runs[ref_method.name]) or None
+            ref_runs = runs[ref_method.name]
+            ref_row = method_row(
+                ref_method, ref_runs, table.seeds, table.selection_seed, search_upto, None
+            )
+            reference = _final(ref_row, ref_runs) or None
         cell_rows = [
-            method_row(m, runs[m.name], table.seeds, search_upto, reference) for m in methods
+            method_row(m, runs[m.name], table.seeds, table.selection_seed, search_upto, reference)
+            for m in methods
         ]
         base = next(
             (r["rounds_to_reference_best"] for r in cell_rows if r["method"] == table.reference),

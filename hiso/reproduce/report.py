@@ -131,7 +131,7 @@ def markdown(
         f"# {table.title}\n",
         f"Encodes: {table.source}. {table.note}".rstrip() + "\n",
         f"Experiment `+experiment={table.experiment}`; seeds {', '.join(map(str, table.seeds))}; "
-        f"{rounds} rounds; learning rates searched with seed {table.seeds[0]} over "
+        f"{rounds} rounds; learning rates searched with seed {table.selection_seed} over "
         f"{search_rounds} rounds and chosen on the highest best validation accuracy (bold). "
         "Accuracies are means ± standard deviation over the finished seeds at the chosen rate; "
         "rounds to the reference's best validation accuracy are read off the mean validation "

@@ -84,8 +84,8 @@ class Run:
 
 
 def search_runs(table: Table, cells: tuple[Cell, ...]) -> list[Run]:
-    """Every learning rate of every method with the first seed."""
-    seed = table.seeds[0]
+    """Every learning rate of every method with the search seed."""
+    seed = table.selection_seed
     return [
         Run(cell, method, lr, seed)
         for cell in cells

@@ -62,14 +62,21 @@ class Table:
     methods: tuple[Method, ...]
     seeds: tuple[int, ...]
     rounds: int
-    # rounds of the learning-rate search (first seed only); None: `rounds`
+    # rounds of the learning-rate search (one seed); None: `rounds`
     search_rounds: int | None = None
+    # the seed of the learning-rate search; None: the first of `seeds`
+    search_seed: int | None = None
     # the method whose best validation accuracy the others are timed against
     reference: str = "decomfl"
     cells: tuple[Cell, ...] = (Cell(),)
     # Hydra overrides for every run of the table
     overrides: tuple[str, ...] = ("logger=none",)
     note: str = ""
+
+    @property
+    def selection_seed(self) -> int:
+        """The seed whose search runs choose each method's learning rate."""
+        return self.seeds[0] if self.search_seed is None else self.search_seed
 
     def method(self, name: str) -> Method:
         return next(m for m in self.methods if m.name == name)
