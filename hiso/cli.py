@@ -83,6 +83,7 @@ def run(
             "model": cfg.model.name,
             "dataset": cfg.dataset.name,
             "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             # torch's intra-op threads: `threads`, else torch's default, which a joblib sweep's
             # worker gets as its share of the cores (joblib sets OMP_NUM_THREADS = cores // n_jobs)
             "threads": torch.get_num_threads(),

@@ -321,7 +321,11 @@ def test_final_seeds_apart_from_the_search_seed(tmp_path: Path) -> None:
         assert row["seeds"] == [1]
         chosen[row["method"]] = row["chosen_lr"]
     assert after.keys() - searched.keys() == {f"{m}-lr{lr:g}-s1" for m, lr in chosen.items()}
-    assert "learning rates searched with seed 0" in (tmp_path / "results" / "smoke.md").read_text()
+    text = (tmp_path / "results" / "smoke.md").read_text()
+    assert "learning rates searched with seed 0" in text and "(cpu: 6 runs)" in text
+    # both stages' commands, each with how it was started
+    assert "search, started with `python scripts/reproduce.py smoke --stage search" in text
+    assert "final, started with `python scripts/reproduce.py smoke --stage final --seeds 1" in text
 
 
 def test_joblib_launcher_runs_two_jobs_at_once(tmp_path: Path) -> None:

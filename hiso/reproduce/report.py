@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import shlex
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ SUMMARY_KEYS = (
     "total_seconds",
     "val_examples",
     "test_examples",
+    "device_name",
 )
 # (figure, its split's size in the summary, what it is called) compared against the reference
 COMPARED = (
@@ -127,6 +129,10 @@ def markdown(
 ) -> str:
     cells = list(dict.fromkeys(row["cell"] for row in rows))
     total = sum((r.summary or {}).get("total_seconds") or 0.0 for r in records)
+    devices = Counter(
+        (r.summary or {}).get("device_name") or (r.summary or {}).get("device") or "unrecorded"
+        for r in records
+    )
     parts = [
         f"# {table.title}\n",
         f"Encodes: {table.source}. {table.note}".rstrip() + "\n",
@@ -137,7 +143,8 @@ def markdown(
         "rounds to the reference's best validation accuracy are read off the mean validation "
         "curves (per seed: against the same seed's reference). Bytes: the wire's measured "
         "total over all clients, and one client's bytes in the HiSo (8KP per round) and DeComFL "
-        f"(12KP) papers' conventions. Run time of all runs found: {_duration(total)}.\n",
+        f"(12KP) papers' conventions. Run time of all runs found: {_duration(total)} "
+        f"({', '.join(f'{name}: {n} runs' for name, n in sorted(devices.items()))}).\n",
     ]
     for cell in cells:
         cell_rows = [row for row in rows if row["cell"] == cell]
@@ -146,8 +153,9 @@ def markdown(
         parts.append(results_table(table, cell_rows))
     if commands:
         parts.append("## Commands\n")
-        latest = {c["stage"]: c for c in commands}
-        for stage, entry in latest.items():
+        # the newest command of each stage and invocation (a stage's runs may be split up)
+        latest = {(c["stage"], tuple(c.get("reproduce") or ())): c for c in commands}
+        for (stage, _), entry in latest.items():
             argv = entry.get("reproduce")
             if argv:
                 parts.append(f"{stage}, started with `{shlex.join(argv)}`:\n")
