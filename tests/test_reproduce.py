@@ -19,7 +19,7 @@ import pytest
 from hiso.reproduce import curvature
 from hiso.reproduce.aggregate import RunRecord, choose_lr, table_rows
 from hiso.reproduce.noise import compare
-from hiso.reproduce.report import results_table
+from hiso.reproduce.report import markdown, results_table
 from hiso.reproduce.sweep import pending_runs, search_runs
 from hiso.reproduce.tables import TABLES, Cell, Method, Paper, Table
 from hiso.tracking.plots import plot_bands
@@ -161,6 +161,22 @@ def test_a_failed_search_run_is_a_result_and_never_relaunched(tmp_path: Path, ca
     log = capsys.readouterr().out
     assert f"skip {runs[0].name}: finished (50 rounds)" in log
     assert f"skip {runs[1].name}: failed at round 5" in log
+
+
+def test_commands_show_each_invocation_newest_wherever_its_output_went() -> None:
+    def entry(stage: str, time: str, *args: str) -> dict:
+        argv = ["python", "scripts/reproduce.py", "smoke", *args]
+        return {"stage": stage, "time": time, "reproduce": argv, "command": ["hiso-run", time]}
+
+    commands = [
+        entry("search", "t1", "--stage", "search", "--out", "/a"),
+        entry("search", "t2", "--out", "/b"),  # the same search, moved: only the newest shows
+        entry("final", "t3", "--out", "/b"),
+        entry("final", "t4", "--stage", "final", "--seeds", "1", "--out=/gpu", "device=cuda"),
+    ]
+    text = markdown(TABLES["smoke"], [], [], commands, 20, 40)
+    shown = [line for line in text.splitlines() if line.startswith("hiso-run ")]
+    assert shown == ["hiso-run t2", "hiso-run t3", "hiso-run t4"]
 
 
 def test_noise_reading_against_a_hand_computation() -> None:

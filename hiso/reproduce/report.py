@@ -95,18 +95,19 @@ def results_table(table: Table, rows: list[dict[str, Any]]) -> str:
     ref = table.method(table.reference).title
     head = (
         "| method | lr chosen (tried: best val. %) | seeds | final test acc. % | paper | "
-        "test acc. at best val. round % | best val. acc. % | "
+        "final val. acc. % | test acc. at best val. round % | best val. acc. % | "
         f"rounds to {ref}'s best val. (per seed) | speed-up vs {ref} | paper rounds | "
         "bytes to that round: measured / HiSo conv. / DeComFL conv. | s/round | wall per run |"
     )
-    lines = [head, "|" + "---|" * 13]
+    lines = [head, "|" + "---|" * 14]
     for row in rows:
         b = row["bytes_to_reference_best"]
         speedup = "-" if row["speedup"] is None else f"{row['speedup']:.2f}x"
         lines.append(
             f"| {row['label']} | {_lrs(row)} | {len(row['seeds'])}/{row['runs_expected']} "
             f"| {_percent(row['final_test_accuracy'])} | {_paper(row['paper']['accuracy'])} "
-            f"| {_percent(row['test_accuracy_at_best'])} | {_percent(row['best_val_accuracy'])} "
+            f"| {_percent(row['final_val_accuracy'])} | {_percent(row['test_accuracy_at_best'])} "
+            f"| {_percent(row['best_val_accuracy'])} "
             f"| {_rounds(row)} | {speedup} | {_paper(row['paper']['rounds'])} "
             f"| {_count(b['measured'])} / {_count(b['paper_hiso'])} / {_count(b['paper_decomfl'])} "
             f"| {_fixed(row['seconds_per_round']['mean'])} "
@@ -153,8 +154,9 @@ def markdown(
         parts.append(results_table(table, cell_rows))
     if commands:
         parts.append("## Commands\n")
-        # the newest command of each stage and invocation (a stage's runs may be split up)
-        latest = {(c["stage"], tuple(c.get("reproduce") or ())): c for c in commands}
+        # the newest command of each stage and invocation (a stage's runs may be split up, e.g.
+        # seeds on another machine); where the output went is not part of the invocation
+        latest = {(c["stage"], _invocation(c.get("reproduce") or [])): c for c in commands}
         for (stage, _), entry in latest.items():
             argv = entry.get("reproduce")
             if argv:
@@ -163,6 +165,20 @@ def markdown(
             parts.append(f"```\n{shlex.join(command)}\n```\n")
         parts.append("One run alone: the `command` of each run in the JSON file.\n")
     return "\n".join(parts) + "\n"
+
+
+def _invocation(argv: list[str]) -> tuple[str, ...]:
+    """A reproduce.py command line without --stage, --out and --results (and their values)."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--stage", "--out", "--results"):
+            skip = True
+        elif not arg.startswith(("--stage=", "--out=", "--results=")):
+            kept.append(arg)
+    return tuple(kept)
 
 
 def noise_section(table: Table, rows: list[dict[str, Any]], records: list[RunRecord]) -> str:

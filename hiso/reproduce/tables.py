@@ -238,7 +238,10 @@ MOVIE_STUDY = Table(
         Method("decomfl", "decomfl", (2e-6, 5e-6, 1e-5), label="DeComFL"),
         Method("hiso", "hiso", (5e-6, 1e-5, 2e-5), label="HiSo"),
     ),
-    seeds=(0, 1, 2),
+    # rates chosen on seed 0's search, reported on four other seeds: the reported figures carry
+    # no luck of the selection
+    seeds=(1, 2, 3, 4),
+    search_seed=0,
     rounds=500,
     search_rounds=200,
     note="The HiSo paper reports 1.4x to 5.4x fewer rounds to DeComFL's best accuracy "
