@@ -2,9 +2,10 @@
 
 Quantiles come from a fixed sample of H's entries (drawn once, seeded), so a summary costs a
 gather of SAMPLE values, not a sort of all d; the mean, the mean of 1/H and the fraction of
-entries at the floor are exact (one pass each). HiSo's direction is z = H^{-1/2} u, so
-E|z|^2 = sum(1/H): `curvature_inverse_mean` is the squared length of HiSo's step relative to
-DeComFL's at the same learning rate and scalars (1 while H = 1).
+entries at the floor are exact (one pass each). HiSo's direction is z = H^{-1/2} u and its
+scalars are directional derivatives along z, so they shrink by H^{-1/2} as well: E[dx] = -lr H^{-1}
+grad f. With H held at h, HiSo(lr, mu) is DeComFL(lr / h, mu / sqrt(h)); the rate at which DeComFL
+takes HiSo's mean step is `effective_lr` = lr * mean(1/H) (tests/test_effective_rate.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ from hiso.seeding import derive_seed, torch_generator
 
 SAMPLE = 65_536
 QUANTILES = (0.05, 0.5, 0.95)
+
+
+def effective_lr(lr: float, inverse_mean: float) -> float:
+    """HiSo's effective learning rate: lr * mean(1/H), the DeComFL rate with the same expected
+    step (for the one-global-H ablation mean(1/H) is 1/H)."""
+    return lr * inverse_mean
 
 
 class CurvatureProbe:
