@@ -1,4 +1,4 @@
-"""Per-example correctness survives encode/decode bit for bit, for sizes that are not whole bytes."""
+"""Per-example correctness survives encode/decode bit for bit, also for partial bytes."""
 
 import numpy as np
 import pytest
