@@ -1,8 +1,9 @@
-"""Run the commands of README.md as a reader would: each ```bash block, its commands in order, in
-a fresh copy of the checkout.
+"""Run the commands of README.md and of the docs pages that show commands users copy (PAGES) as a
+reader would: each ```bash block, its commands in order, in a fresh copy of the checkout.
 
     python scripts/readme_commands.py              # run them, shortened (CI: .ci/run)
     python scripts/readme_commands.py --compose    # compose and validate only (tests, seconds)
+    python scripts/readme_commands.py docs/outputs.md   # only the pages named
 
 The rules, per command (continuation lines joined):
 - a trailing comment containing `# not run: REASON` skips it; it is listed with its reason;
@@ -13,7 +14,7 @@ The rules, per command (continuation lines joined):
   runs; in this process, its words split as bash splits a command without expansions) and
   the other runs are left to the full check;
 - `hiso-run --help`, `--cfg`, `--info` and every other command (mkdir, printf, ...) run as written;
-- every `make ...` quoted in the README's text must also be a command of some bash block.
+- every `make ...` quoted in a page's text must also be a command of some bash block of the pages.
 Each block runs in its own copy of the checkout (its tracked and not-ignored files; .venv linked
 to this interpreter's environment, .cache to the checkout's), with that environment first on the
 PATH as `source .venv/bin/activate` puts it. A command that exits non-zero fails the check;
@@ -41,6 +42,16 @@ SHORT = ("federation.rounds=2", "dataset.max_test=16")
 RUNS = ("hiso-run", "make", "python", "accelerate")
 INFO_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i")
 NOT_RUN = "# not run:"
+# the pages whose bash blocks users copy, relative to the checkout
+PAGES = (
+    "README.md",
+    "docs/install.md",
+    "docs/configuring.md",
+    "docs/algorithms.md",
+    "docs/outputs.md",
+    "docs/reproducing.md",
+    "docs/processes.md",
+)
 
 
 @dataclass(frozen=True)
@@ -186,35 +197,45 @@ def run(line: str, cwd: Path, env: dict[str, str]) -> tuple[int, str]:
     return result.returncode, result.stdout + result.stderr
 
 
-def check(readme: Path, root: Path, compose: bool) -> int:
-    """Run every block's commands (see the module's rules); print one line per command and the
-    output of each that failed; return the number of failures."""
-    text = readme.read_text()
+def check(pages: list[Path], root: Path, compose: bool) -> int:
+    """Run every block's commands of every page (see the module's rules); print one line per
+    command and the output of each that failed; return the number of failures."""
+    texts = {page: page.read_text() for page in pages}
     failures = 0
-    commands = {c.text for block in bash_blocks(text) for c in block}
-    for number, quoted in quoted_make_commands(text):
-        if quoted not in commands:
-            failures += 1
-            print(
-                f"{readme.name}:{number}  FAILED  `{quoted}` is in no ```bash block: none runs it"
-            )
+    commands = {c.text for text in texts.values() for block in bash_blocks(text) for c in block}
+    for page, text in texts.items():
+        for number, quoted in quoted_make_commands(text):
+            if quoted not in commands:
+                failures += 1
+                print(
+                    f"{label(page, root)}:{number}  FAILED  `{quoted}` is in no ```bash block: "
+                    "none runs it"
+                )
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.prefix) / 'bin'}{os.pathsep}{env['PATH']}"
-    for block in bash_blocks(text):
-        with tempfile.TemporaryDirectory(prefix="readme-") as scratch:
-            cwd = Path(scratch)
-            scratch_copy(root, cwd)
-            env["PYTHONPATH"] = os.pathsep.join(
-                filter(None, [scratch, os.environ.get("PYTHONPATH")])
-            )
-            for command in block:
-                failures += check_command(readme.name, command, compose, cwd, env)
+    for page, text in texts.items():
+        for block in bash_blocks(text):
+            with tempfile.TemporaryDirectory(prefix="readme-") as scratch:
+                cwd = Path(scratch)
+                scratch_copy(root, cwd)
+                env["PYTHONPATH"] = os.pathsep.join(
+                    filter(None, [scratch, os.environ.get("PYTHONPATH")])
+                )
+                for command in block:
+                    failures += check_command(label(page, root), command, compose, cwd, env)
     print(f"{failures} failed" if failures else "every command passed")
     return failures
 
 
-def check_command(readme: str, command: Command, compose: bool, cwd: Path, env: dict) -> int:
-    where = f"{readme}:{command.line}"
+def label(page: Path, root: Path) -> str:
+    """The page as failures name it: relative to the checkout when inside it."""
+    resolved = page.resolve()
+    inside = resolved.is_relative_to(root.resolve())
+    return str(resolved.relative_to(root.resolve())) if inside else page.name
+
+
+def check_command(page: str, command: Command, compose: bool, cwd: Path, env: dict) -> int:
+    where = f"{page}:{command.line}"
     line = check_form(command, compose)
     if line is None:
         why = f"not run: {command.skip}" if command.skip else "left to the full check"
@@ -240,10 +261,11 @@ def check_command(readme: str, command: Command, compose: bool, cwd: Path, env: 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compose", action="store_true", help="hiso-run --cfg job only")
-    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("pages", nargs="*", type=Path, help="the pages to check (default: PAGES)")
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to copy")
     args = parser.parse_args(argv)
-    return 1 if check(args.readme, args.root, args.compose) else 0
+    pages = args.pages or [args.root / page for page in PAGES]
+    return 1 if check(pages, args.root, args.compose) else 0
 
 
 if __name__ == "__main__":
