@@ -8,11 +8,15 @@ reader would: each ```bash block, its commands in order, in a fresh copy of the 
 The rules, per command (continuation lines joined):
 - a trailing comment containing `# not run: REASON` skips it; it is listed with its reason;
 - `hiso-run`, `make`, `python` and `accelerate` commands are runs: run in full, a training run
-  is shortened to SHORT (appended to a `hiso-run` command line, to `make run`'s ARGS, and with 2
-  rounds per stage to `scripts/reproduce.py`), anything else runs as written; with --compose,
+  is shortened to SHORT, 2 rounds with 16 test and 16 validation examples (appended to a
+  `hiso-run` command line, to `make run`'s ARGS, and with 2 rounds per stage to
+  `scripts/reproduce.py`), anything else runs as written; with --compose,
   each `hiso-run` command (skipped ones too) gets `--cfg job` (composed and validated, nothing
   runs; in this process, its words split as bash splits a command without expansions) and
   the other runs are left to the full check;
+- a `hiso-run` training command that takes the same code path as an earlier one of any page (the
+  same config group choices and overridden fields, only other values) is composed and validated
+  in this process instead, and listed as sharing that command's run;
 - `hiso-run --help`, `--cfg`, `--info` and every other command (mkdir, printf, ...) run as written;
 - every `make ...` quoted in a page's text must also be a command of some bash block of the pages.
 Each block runs in its own copy of the checkout (its tracked and not-ignored files; .venv linked
@@ -38,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHORT = ("federation.rounds=2", "dataset.max_test=16")
+SHORT = ("federation.rounds=2", "dataset.max_test=16", "dataset.validation_size=16")
 RUNS = ("hiso-run", "make", "python", "accelerate")
 INFO_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i")
 NOT_RUN = "# not run:"
@@ -126,6 +130,40 @@ def quoted_make_commands(readme: str) -> list[tuple[int, str]]:
     return found
 
 
+def code_path(command: Command) -> tuple[str, ...] | None:
+    """What decides a `hiso-run` training command's code path: its flags, config group choices
+    (with their values) and the fields it overrides (without their values). None for any other
+    command."""
+    words = shlex.split(command.text)
+    if command.program != "hiso-run" or any(word in INFO_FLAGS for word in words):
+        return None
+    groups = {p.name for p in (ROOT / "conf").iterdir() if p.is_dir()} | {"hydra/launcher"}
+    key = []
+    for word in words[words.index("hiso-run") + 1 :]:
+        name, is_override, _ = word.partition("=")
+        if not is_override or name.lstrip("+~") in groups or name.startswith("-"):
+            key.append(word)
+        else:
+            key.append(f"{name}=*")
+    return tuple(sorted(key))
+
+
+def plan(blocks: list[list[Command]]) -> dict[Command, Command]:
+    """Each training command whose code path an earlier command (in the README's order, not
+    skipped) already runs, mapped to that earlier command."""
+    first: dict[tuple[str, ...], Command] = {}
+    shared: dict[Command, Command] = {}
+    for command in (c for block in blocks for c in block if not c.skip):
+        key = code_path(command)
+        if key is None:
+            continue
+        if key in first:
+            shared[command] = first[key]
+        else:
+            first[key] = command
+    return shared
+
+
 def check_form(command: Command, compose: bool) -> str | None:
     """The command line the check runs for `command`, or None when it runs nothing."""
     words = shlex.split(command.text)
@@ -200,41 +238,52 @@ def run(line: str, cwd: Path, env: dict[str, str]) -> tuple[int, str]:
 def check(pages: list[Path], root: Path, compose: bool) -> int:
     """Run every block's commands of every page (see the module's rules); print one line per
     command and the output of each that failed; return the number of failures."""
-    texts = {page: page.read_text() for page in pages}
+    texts = {label(page, root): page.read_text() for page in pages}
     failures = 0
-    commands = {c.text for text in texts.values() for block in bash_blocks(text) for c in block}
-    for page, text in texts.items():
+    blocks = [(name, block) for name, text in texts.items() for block in bash_blocks(text)]
+    commands = {c.text for _, block in blocks for c in block}
+    for name, text in texts.items():
         for number, quoted in quoted_make_commands(text):
             if quoted not in commands:
                 failures += 1
-                print(
-                    f"{label(page, root)}:{number}  FAILED  `{quoted}` is in no ```bash block: "
-                    "none runs it"
-                )
+                print(f"{name}:{number}  FAILED  `{quoted}` is in no ```bash block: none runs it")
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.prefix) / 'bin'}{os.pathsep}{env['PATH']}"
-    for page, text in texts.items():
-        for block in bash_blocks(text):
-            with tempfile.TemporaryDirectory(prefix="readme-") as scratch:
-                cwd = Path(scratch)
-                scratch_copy(root, cwd)
-                env["PYTHONPATH"] = os.pathsep.join(
-                    filter(None, [scratch, os.environ.get("PYTHONPATH")])
-                )
-                for command in block:
-                    failures += check_command(label(page, root), command, compose, cwd, env)
+    shared = {} if compose else plan([block for _, block in blocks])
+    where = {command: f"{name}:{command.line}" for name, block in blocks for command in block}
+    for name, block in blocks:
+        with tempfile.TemporaryDirectory(prefix="readme-") as scratch:
+            cwd = Path(scratch)
+            scratch_copy(root, cwd)
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [scratch, os.environ.get("PYTHONPATH")])
+            )
+            for command in block:
+                runs = shared.get(command)
+                if runs is not None:  # composed only: the code path of an earlier run
+                    failures += check_command(name, command, True, cwd, env, where[runs])
+                else:
+                    failures += check_command(name, command, compose, cwd, env)
     print(f"{failures} failed" if failures else "every command passed")
     return failures
 
 
 def label(page: Path, root: Path) -> str:
-    """The page as failures name it: relative to the checkout when inside it."""
-    resolved = page.resolve()
-    inside = resolved.is_relative_to(root.resolve())
-    return str(resolved.relative_to(root.resolve())) if inside else page.name
+    """The page as the check names it: relative to the checkout when inside it."""
+    page, root = page.resolve(), root.resolve()
+    return str(page.relative_to(root)) if page.is_relative_to(root) else page.name
 
 
-def check_command(page: str, command: Command, compose: bool, cwd: Path, env: dict) -> int:
+def check_command(
+    page: str,
+    command: Command,
+    compose: bool,
+    cwd: Path,
+    env: dict,
+    runs: str | None = None,
+) -> int:
+    """Check one command of `page` (`runs`: where the earlier command is whose real run covers
+    its code path)."""
     where = f"{page}:{command.line}"
     line = check_form(command, compose)
     if line is None:
@@ -254,6 +303,7 @@ def check_command(page: str, command: Command, compose: bool, cwd: Path, env: di
         return 1
     did = "composed" if line.endswith("--cfg job") else "ran"
     did += f"; not run: {command.skip}" if command.skip else ""
+    did += f"; shares the run of {runs}" if runs else ""
     print(f"{where}  {did} ({seconds:.0f} s)  | {line}")
     return 0
 
