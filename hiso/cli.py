@@ -167,6 +167,8 @@ def _main(cfg: DictConfig) -> float | None:
                 _print_skipped(start.finished, start.cfg, run_dir)
             processes.close()
             return start.finished.get("best_val_accuracy")
+        if HydraConfig.get().mode == RunMode.MULTIRUN and start.cfg.logger.wandb.group is None:
+            start.cfg.logger.wandb.group = HydraConfig.get().sweep.dir  # the sweep's runs together
         summary = run(start.cfg, run_dir, start.state, start.overrides, processes)
         processes.close()
     except SetupError as error:

@@ -253,6 +253,26 @@ class DatasetConfig:
 
 
 @dataclass
+class WandbConfig:
+    """The run's wandb run (logger.wandb)."""
+
+    # offline (synced later with `wandb sync`), online (needs a key) or disabled
+    mode: str = "offline"
+    # wandb project
+    project: str = "hiso-run"
+    # wandb entity (user or team; null: the key's default)
+    entity: str | None = None
+    # runs grouped together (null: the sweep directory in a -m sweep, else none)
+    group: str | None = None
+    # tags of the run
+    tags: list[str] = field(default_factory=list)
+    # the run's display name (null: ALGO-MODEL-DATASET-sSEED)
+    name: str | None = None
+    # a free-text description of the run
+    notes: str | None = None
+
+
+@dataclass
 class LoggerConfig:
     """Where a run's metrics go (the logger group)."""
 
@@ -263,10 +283,8 @@ class LoggerConfig:
     log_every: int = 10
     # write metrics.jsonl
     jsonl: bool = True
-    # wandb run: offline (synced later with `wandb sync`), online (needs a key) or disabled
-    wandb: str = "offline"
-    # wandb project name
-    project: str = "hiso-run"
+    # the wandb run: mode, project, entity, group, tags, name, notes
+    wandb: WandbConfig = field(default_factory=WandbConfig)
     # draw curves.png at the end of the run
     plot: bool = True
 
@@ -533,7 +551,7 @@ def validate(cfg: Any) -> None:
             raise ConfigError(f"dataset.{key}", d[key], "null (every example) or an integer >= 1")
     _at_least("model.channels", m.channels, 1)
     _at_least("model.hidden", m.hidden, 1)
-    _choice("logger.wandb", lg.wandb, ("offline", "online", "disabled"))
+    _choice("logger.wandb.mode", lg.wandb.mode, ("offline", "online", "disabled"))
     _at_least("logger.log_every", lg.log_every, 1)
     _choice("nan_policy", cfg.nan_policy, ("stop", "skip"))
     for key, seed in (("seed", cfg.seed), ("dataset.validation_seed", d.validation_seed)):

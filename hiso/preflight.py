@@ -75,10 +75,10 @@ def check_label_words(model: ModelConfig, template: Template) -> None:
 
 def check_logger(cfg: LoggerConfig) -> None:
     """wandb online needs an API key from the environment or `wandb login` (never the config)."""
-    if cfg.wandb == "online" and not _wandb_key_available():
+    if cfg.wandb.mode == "online" and not _wandb_key_available():
         raise ConfigError(
-            "logger.wandb",
-            cfg.wandb,
+            "logger.wandb.mode",
+            cfg.wandb.mode,
             "offline or disabled; online needs WANDB_API_KEY in the environment or a key stored "
             "by `wandb login`, and this environment has neither",
         )

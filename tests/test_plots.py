@@ -36,7 +36,7 @@ def config(**changes: object) -> dict:
         "algo": {"name": "hiso", "num_perturbations": 5, "beta": 0.95},
         "optim": {"lr": 1e-6, "batch_size": 8},
         "federation": {"num_clients": 6, "clients_per_round": 2, "local_steps": 1},
-        "logger": {"wandb": "offline"},
+        "logger": {"wandb": {"mode": "offline"}},
         "seed": 0,
     }
     for dotted, value in changes.items():
@@ -110,8 +110,8 @@ def test_bands_have_one_legend_below_the_panels_and_integer_rounds(tmp_path: Pat
 
 def test_labels_name_only_what_differs_and_the_algorithm() -> None:
     configs = [
-        flatten(config(optim__lr=1e-6, logger__wandb="offline")),
-        flatten(config(optim__lr=1e-5, logger__wandb="disabled")),
+        flatten(config(optim__lr=1e-6, logger__wandb__mode="offline")),
+        flatten(config(optim__lr=1e-5, logger__wandb__mode="disabled")),
         flatten(config(optim__lr=1e-5, seed=1)),
     ]
     assert varying_keys(configs) == ["optim.lr", "seed"]  # logger: bookkeeping
