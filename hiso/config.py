@@ -134,6 +134,9 @@ class FederationConfig:
     dirichlet_alpha: float = 1.0
     # validation accuracy in (0, 1] whose first round is reported as rounds_to_target (null: none)
     target_accuracy: float | None = None
+    # early stopping: end the run after N evaluations in a row without a better validation
+    # accuracy (null: run every round)
+    patience: int | None = None
     # evaluate all sampled clients' batches in one concatenated forward (else one per client)
     concat_clients: bool = True
     # split each evaluated batch into forwards of similar length: auto, off, or at most N forwards
@@ -305,7 +308,7 @@ class CheckpointConfig:
 
     # a checkpoint every N rounds (0: only at the end of the run and when stopped by a signal)
     every: int = 50
-    # how many of the newest checkpoints to keep
+    # how many of the newest checkpoints to keep (0: none is written; the run cannot be resumed)
     keep: int = 2
 
 
@@ -520,6 +523,8 @@ def validate(cfg: Any) -> None:
         )
     if f.target_accuracy is not None and not 0.0 < f.target_accuracy <= 1.0:
         raise ConfigError("federation.target_accuracy", f.target_accuracy, "a fraction in (0, 1]")
+    if f.patience is not None and f.patience < 1:
+        raise ConfigError("federation.patience", f.patience, "null (never stop early) or >= 1")
     _choice("model.kind", m.kind, ("hf", "cnn"))
     _choice("model.forward_dtype", m.forward_dtype, ("float32", "bfloat16"))
     if m.lora.r < 0:
@@ -561,8 +566,8 @@ def validate(cfg: Any) -> None:
         raise ConfigError(
             "checkpoint.every", cfg.checkpoint.every, "an integer >= 0 (0: only at the end)"
         )
-    if cfg.checkpoint.keep < 1:
-        raise ConfigError("checkpoint.keep", cfg.checkpoint.keep, "an integer >= 1")
+    if cfg.checkpoint.keep < 0:
+        raise ConfigError("checkpoint.keep", cfg.checkpoint.keep, "an integer >= 0 (0: none)")
     if cfg.threads is not None and cfg.threads < 1:
         raise ConfigError("threads", cfg.threads, "null (torch's default) or an integer >= 1")
     if cfg.device not in ("auto", "cpu") and not str(cfg.device).startswith("cuda"):

@@ -30,7 +30,6 @@ from hiso.config import (
     unknown_field,
     validate,
 )
-from hiso.data.partition import check_shard_size
 from hiso.hub import set_hub_mode
 
 if TYPE_CHECKING:
@@ -45,6 +44,7 @@ def read_checked_data(cfg: Any, already_read: dict[str, Any] | None = None) -> A
     for a client split that gives every client at least one batch. `already_read` keeps what was
     read per dataset and model section, so that the jobs of a sweep over other fields read their
     data once."""
+    from hiso.data.partition import check_shard_size
     from hiso.tasks import read_task_data
 
     already_read = {} if already_read is None else already_read

@@ -140,7 +140,7 @@ def test_offline_run_writes_every_sink_and_reads_back(tmp_path: Path, capsys) ->
         "round 0/4  val_loss 0.55  val_accuracy 45.00%  test_loss 0.5  test_accuracy 50.00%  "
         "test_f1 0.1  bytes 0 B",
         "round 2/4  loss 1.5  val_loss 0.35  val_accuracy 65.00%  test_loss 0.2  "
-        "test_accuracy 80.00%  test_f1 0.1  bytes 3.086 KiB  2 s/round",
+        "test_accuracy 80.00%  test_f1 0.1  bytes 3.086 KiB  2 s/round  eta 0:00:14",
         "round 4/4  loss 1  val_loss 0.22  val_accuracy 78.00%  test_loss 0.25  "
         "test_accuracy 75.00%  test_f1 0.1  bytes 10.08 KiB  3.5 s/round",
     ]
@@ -151,14 +151,17 @@ def test_plain_lines_every_log_every_rounds_without_a_terminal(tmp_path: Path, c
     tracker = Tracker(tmp_path, cfg, {}, total_rounds=7)
     for r in range(8):
         record = {"round": r, "train_loss": 1.0, "cumulative_bytes": 100 * r, "round_time": r}
+        record["wall_time"] = r * (r + 1) / 2
         if r == 5:
             record["val_accuracy"] = 0.123456
         tracker.log(record)
     tracker.finish({}, None)
     lines = capsys.readouterr().err.splitlines()
     assert [line.split()[1] for line in lines] == ["0/7", "3/7", "5/7", "6/7", "7/7"]
-    assert lines[1].endswith("bytes 300 B  2 s/round")  # rounds 1-3: (1 + 2 + 3) / 3
-    assert "val_accuracy 12.35%" in lines[2] and lines[2].endswith("4.5 s/round")
+    # rounds 1-3: (1 + 2 + 3) / 3 s each; 4 rounds left at the 6 s / 3 rounds so far
+    assert lines[1].endswith("bytes 300 B  2 s/round  eta 0:00:08")
+    assert "val_accuracy 12.35%" in lines[2] and lines[2].endswith("4.5 s/round  eta 0:00:06")
+    assert lines[4].endswith("7 s/round")  # the last round: nothing left
 
 
 def test_a_terminal_gets_the_progress_bar(tmp_path: Path, monkeypatch) -> None:

@@ -170,7 +170,8 @@ class Tracker:
 
     def _print_line(self, record: dict) -> None:
         """Without a terminal: one line per evaluation and every log_every rounds, no bar; the
-        seconds per round are the mean round time since the previous line."""
+        seconds per round are the mean round time since the previous line, the eta the rounds
+        left at the run's mean wall time per round so far (evaluations included)."""
         rnd = record["round"]
         if rnd:
             self._unshown.append(record.get("round_time") or 0.0)
@@ -188,6 +189,8 @@ class Tracker:
         if self._unshown:
             parts.append(f"{sum(self._unshown) / len(self._unshown):.3g} s/round")
         self._unshown = []
+        if rnd and record.get("wall_time") and rnd < self.total_rounds:
+            parts.append(f"eta {clock(record['wall_time'] / rnd * (self.total_rounds - rnd))}")
         print("  ".join(parts), file=sys.stderr, flush=True)
 
     def note(self, message: str) -> None:
@@ -254,6 +257,12 @@ class Tracker:
             # finish() can return before wandb's service has written the run's last records;
             # teardown waits for it, so the offline files are complete when close returns
             wandb.teardown()
+
+
+def clock(seconds: float) -> str:
+    """A duration as H:MM:SS."""
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 def _jsonl_line(record: dict) -> str:
