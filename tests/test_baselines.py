@@ -13,13 +13,13 @@ import torch
 from test_cli import hiso_run
 
 from hiso.config import ConfigError, compose_config
-from hiso.federation.protocol import ModelPayload
 from hiso.federation.simulator import SimulatedClient, Simulation
 from hiso.models import build_model
 from hiso.optim.directions import DirectionStream
 from hiso.optim.fedzo import client_seeds
 from hiso.optim.schedule import LRSchedule
 from hiso.optim.server import AdaptiveStep, MeanStep
+from hiso.protocol import ModelPayload
 from hiso.tracking import read_jsonl
 
 from configs import CPU, digits_config, digits_simulation

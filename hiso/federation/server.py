@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hiso.federation.protocol import ClientReport, RoundPlan, RoundRecord
+from hiso.protocol import ClientReport, RoundPlan, RoundRecord
 from hiso.seeding import derive_seed, torch_generator
 
 

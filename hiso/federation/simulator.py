@@ -41,14 +41,15 @@ from hiso.config import (
 )
 from hiso.data.partition import dirichlet_partition, iid_partition
 from hiso.federation.processes import Processes
-from hiso.federation.protocol import ClientReport, ModelPayload, RoundPlan, RoundRecord, Wire
 from hiso.federation.server import Server, sample_clients
+from hiso.federation.wire import Wire
 from hiso.optim.curvature import CurvatureProbe
 from hiso.optim.fedzo import client_seeds, zo_client_update
 from hiso.optim.schedule import LRSchedule
 from hiso.optim.server import AdaptiveStep, MeanStep, ServerOptimizer
 from hiso.optim.sgd import sgd_client_update, training
 from hiso.optim.zo import Curvature, LossFn, ZeroOrderOptimizer, ZOSettings, evaluated_at
+from hiso.protocol import ClientReport, ModelPayload, RoundPlan, RoundRecord
 from hiso.seeding import derive_seed, numpy_generator
 from hiso.tasks.base import Batch, HeldOut, Task
 from hiso.tasks.buckets import length_buckets
