@@ -23,9 +23,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from hiso.caches import redirect_caches
-from hiso.config import SetupError, conf_dir, register_configs, validate
+from hiso.config import conf_dir, register_configs, validate
 from hiso.federation.processes import Processes, launched_processes, launched_rank, start_processes
 from hiso.preflight import check_command, check_logger, exit_input_error, read_checked_data
+from hiso.schema import SetupError
 from hiso.stop import Interrupted, StopSignals
 
 register_configs()

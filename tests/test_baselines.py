@@ -12,7 +12,7 @@ import pytest
 import torch
 from test_cli import hiso_run
 
-from hiso.config import ConfigError, compose_config
+from hiso.config import compose_config
 from hiso.federation.simulator import SimulatedClient, Simulation
 from hiso.models import build_model
 from hiso.optim.directions import DirectionStream
@@ -20,6 +20,7 @@ from hiso.optim.fedzo import client_seeds
 from hiso.optim.schedule import LRSchedule
 from hiso.optim.server import AdaptiveStep, MeanStep
 from hiso.protocol import ModelPayload
+from hiso.schema import ConfigError
 from hiso.tracking import read_jsonl
 
 from configs import CPU, digits_config, digits_simulation

@@ -16,7 +16,7 @@ from test_replay import (
     run_with_replicas,
 )
 
-from hiso.config import ConfigError
+from hiso.schema import ConfigError
 
 LORA = ("model.lora.r=4", "model.lora.alpha=16")
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from hiso.config import ConfigError
 from hiso.data.validation import carve_validation, validation_size
 from hiso.federation.simulator import Simulation
 from hiso.models import build_model
 from hiso.optim.curvature import CurvatureProbe
+from hiso.schema import ConfigError
 from hiso.tasks import build_task
 
 from configs import CPU, digits_config, digits_simulation

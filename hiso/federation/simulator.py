@@ -33,12 +33,7 @@ import psutil
 import torch
 from torch import nn
 
-from hiso.config import (
-    ADAPTIVE_SERVER_RULES,
-    FIRST_ORDER_ALGORITHMS,
-    FULL_UPDATE_ALGORITHMS,
-    RunConfig,
-)
+from hiso.config import ADAPTIVE_SERVER_RULES, FIRST_ORDER_ALGORITHMS, FULL_UPDATE_ALGORITHMS
 from hiso.data.partition import dirichlet_partition, iid_partition
 from hiso.federation.processes import Processes
 from hiso.federation.server import Server, sample_clients
@@ -50,6 +45,7 @@ from hiso.optim.server import AdaptiveStep, MeanStep, ServerOptimizer
 from hiso.optim.sgd import sgd_client_update, training
 from hiso.optim.zo import Curvature, LossFn, ZeroOrderOptimizer, ZOSettings, evaluated_at
 from hiso.protocol import ClientReport, ModelPayload, RoundPlan, RoundRecord
+from hiso.schema import RunConfig
 from hiso.seeding import derive_seed, numpy_generator
 from hiso.tasks.base import Batch, HeldOut, Task
 from hiso.tasks.buckets import length_buckets

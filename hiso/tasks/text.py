@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from hiso.config import ConfigError, DatasetConfig
 from hiso.data.sources import load_examples
 from hiso.data.validation import carve_validation
+from hiso.schema import ConfigError, DatasetConfig
 from hiso.tasks.base import Batch, HeldOut, Task
 from hiso.tasks.custom import TaskDefinition, define_task, with_truncated_field
 from hiso.tasks.squad import SquadTask
