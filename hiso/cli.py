@@ -78,7 +78,7 @@ def run(
         rounds = cfg.federation.rounds
         tracker = Tracker(run_dir, cfg.logger, container, rounds, run_name=name, history=history)
         checkpoints = RunCheckpoints(run_dir, cfg, container, list(overrides), simulation, tracker)
-        simulation.announce = tracker.note
+        simulation.evaluation.announce = tracker.note
         extras: dict[str, Any] = {
             "algorithm": cfg.algo.name,
             "model": cfg.model.name,

@@ -33,16 +33,6 @@ from hiso.schema import (
 if not OmegaConf.has_resolver("checkpoint_name"):
     OmegaConf.register_new_resolver("checkpoint_name", checkpoint_name)
 
-# Two families share the simulator. Scalar-only: clients send projected gradients, every party
-# applies the averaged record (MeZO is its one-client, central-difference, P = 1 preset).
-SCALAR_ALGORITHMS = ("hiso", "decomfl", "mezo")
-# Full-update: clients (first-order SGD, or zeroth-order for FedZO) send their whole model change
-# and a server optimiser moves the model by the mean change.
-ADAPTIVE_SERVER_RULES = {"fedadam": "adam", "fedyogi": "yogi", "fedadagrad": "adagrad"}
-FIRST_ORDER_ALGORITHMS = ("fedavg", *ADAPTIVE_SERVER_RULES)
-FULL_UPDATE_ALGORITHMS = (*FIRST_ORDER_ALGORITHMS, "fedzo")
-ALGORITHMS = SCALAR_ALGORITHMS + FULL_UPDATE_ALGORITHMS
-
 
 def conf_dir() -> Path:
     """The config groups: `conf/` beside the package in a checkout or an editable install, the
@@ -166,7 +156,9 @@ def validate(cfg: Any) -> None:
     ConfigError."""
     check_schema(cfg)
     a, o, f, m, d, lg = cfg.algo, cfg.optim, cfg.federation, cfg.model, cfg.dataset, cfg.logger
-    _choice("algo.name", a.name, ALGORITHMS)
+    from hiso.algorithms import algorithm_class  # torch: not for `import hiso.config`
+
+    algorithm = algorithm_class(a.name)
     _at_least("algo.num_perturbations", a.num_perturbations, 1)
     _positive("algo.mu", a.mu)
     _choice("algo.difference", a.difference, ("forward", "central"))
@@ -188,12 +180,6 @@ def validate(cfg: Any) -> None:
     if not 0.0 <= a.server_beta2 < 1.0:
         raise ConfigError("algo.server_beta2", a.server_beta2, "a number in [0, 1)")
     _positive("algo.server_tau", a.server_tau)
-    if a.name == "mezo" and f.num_clients != 1:
-        raise ConfigError(
-            "federation.num_clients",
-            f.num_clients,
-            "1 with algo=mezo (the centralised reference: one client holds all the data)",
-        )
     _positive("optim.lr", o.lr)
     _choice("optim.lr_schedule", o.lr_schedule, ("constant", "cosine"))
     if not 0.0 <= o.momentum < 1.0:
@@ -213,6 +199,7 @@ def validate(cfg: Any) -> None:
             "federation.eval_every", f.eval_every, "an integer >= 0 (0: only at the end)"
         )
     _choice("federation.partition", f.partition, ("iid", "dirichlet"))
+    _choice("federation.client_updates", f.client_updates, ("parallel", "sequential"))
     lb = str(f.length_buckets)
     if lb not in ("auto", "off") and not (lb.isdigit() and int(lb) >= 1):
         raise ConfigError(
@@ -277,3 +264,4 @@ def validate(cfg: Any) -> None:
         raise ConfigError("threads", cfg.threads, "null (torch's default) or an integer >= 1")
     if cfg.device not in ("auto", "cpu") and not str(cfg.device).startswith("cuda"):
         raise ConfigError("device", cfg.device, "auto, cpu, cuda or cuda:N")
+    algorithm.check(cfg)

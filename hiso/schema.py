@@ -113,6 +113,11 @@ class FederationConfig:
     test_every: int = 0
     # nan_policy=skip: stop after this many consecutive skipped (NaN/inf) rounds
     max_skipped_rounds: int = 5
+    # the full-update family's clients: parallel (each starts from the server model, the server
+    # steps by their mean change) or sequential (each starts from the previous sampled client's
+    # model and the round ends at the last one's: what the DeComFL authors' FedAvg/FedAdam code
+    # computes on one device, where FedAdam's server step is zero)
+    client_updates: str = "parallel"
     # with several processes (accelerate launch): compare checksums of every process's parameters
     # and optimizer state (HiSo's H, momentum) every N rounds and at the last; 0: never
     checksum_every: int = 10
