@@ -199,7 +199,7 @@ def test_curvature_trajectory_effective_rate() -> None:
     rows = [{"round": 0}, {"round": 25, **keys, "curvature_inverse_mean": 0.25}]
     (point,) = curvature.trajectory(RunRecord("", "hiso", "hiso", 1e-5, 0, rows, None))
     assert point["round"] == 25 and point["spread"] == 8.0
-    assert point["effective_lr"] == pytest.approx(1e-5 * 0.5)
+    assert point["effective_lr"] == pytest.approx(1e-5 * 0.25)  # lr * mean(1/H)
 
 
 def test_plot_bands_starts_the_bytes_axis_at_round_zero(tmp_path: Path) -> None:
