@@ -1,8 +1,9 @@
 """From a table's runs to its rows: the learning rate chosen on validation, final figures over
 seeds, and rounds and bytes to reach the reference method's best validation accuracy.
 
-Selection never looks at the test split: a method's learning rate is the one whose search run
-(first seed) has the highest validation accuracy within the search rounds, and the rounds to the
+Selection never looks at the test split: a method's learning rate is the one whose search runs
+have the highest mean best validation accuracy over the search seeds within the search rounds,
+on a grid extended until that rate is bracketed (hiso/reproduce/search.py), and the rounds to the
 reference's best are read off the mean validation curves over seeds.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from hiso.reproduce.search import Search, Trial, search
 from hiso.reproduce.sweep import is_failed, rounds_reached
 from hiso.reproduce.tables import Cell, Method, Table
 from hiso.tracking.curves import BYTES, CurvePoint, is_number, mean_curve
@@ -61,22 +63,6 @@ def best_validation(history: list[dict], upto: int | None = None) -> tuple[float
     return best
 
 
-def choose_lr(
-    search: dict[float, list[dict]], upto: int | None, failed: frozenset[float] = frozenset()
-) -> float | None:
-    """The learning rate whose history has the highest validation accuracy within `upto` rounds
-    (ties: the one reaching it first); None when a rate has no validation point. A rate whose run
-    failed (diverged) is chosen only when every rate failed: its best validation accuracy came
-    before the failure, and the final seeds need a rate that lasts their rounds."""
-    scored: dict[float, tuple[bool, float, int]] = {}
-    for lr, history in search.items():
-        best = best_validation(history, upto)
-        if best is None:
-            return None
-        scored[lr] = (lr not in failed, best[0], -best[1])
-    return max(scored, key=scored.__getitem__, default=None)
-
-
 def first_reaching(curve: Sequence[CurvePoint], target: float) -> CurvePoint | None:
     return next((p for p in curve if p.mean >= target), None)
 
@@ -103,44 +89,58 @@ def spread(values: dict[int, Any]) -> dict[str, Any]:
     }
 
 
+def method_search(
+    method: Method,
+    runs: list[RunRecord],
+    search_seeds: Sequence[int],
+    upto: int,
+    limit: int,
+) -> Search:
+    """The method's search over the runs found: a rate counts once every search seed's run has
+    `upto` rounds (finished or not: a run continued past the search keeps its first rounds) or
+    has failed."""
+    found = {
+        (r.lr, r.seed): r for r in runs if r.seed in search_seeds and r.history and r.searched(upto)
+    }
+
+    def trial(lr: float) -> Trial | None:
+        best, rounds, failed = {}, {}, {}
+        for seed in search_seeds:
+            run = found.get((lr, seed))
+            top = None if run is None else best_validation(run.history, upto)
+            if run is None or top is None:
+                return None
+            best[seed], rounds[seed] = top
+            if is_failed(run.summary):
+                failed[seed] = rounds_reached(run.summary)
+        return Trial(lr, best, rounds, failed)
+
+    return search(method.lrs, trial, limit)
+
+
 def method_row(
     method: Method,
     runs: list[RunRecord],
-    seeds: Sequence[int],
-    search_seed: int,
+    table: Table,
     search_upto: int,
     reference: list[RunRecord] | None,
 ) -> dict[str, Any]:
     """One (cell, method) row: the search, the chosen rate and the final figures over seeds.
 
-    `runs` are the method's runs in the cell; a search run counts once it has `search_upto`
-    rounds (finished or not: a run continued past the search keeps its first rounds) or has
-    failed, a final run once finished. `reference` holds the reference method's final runs
-    (None: the cell has none).
+    `runs` are the method's runs in the cell; a final run counts once finished. `reference`
+    holds the reference method's final runs (None: the cell has none).
     """
-    search = {
-        r.lr: r.history
-        for r in runs
-        if r.seed == search_seed and r.lr in method.lrs and r.history and r.searched(search_upto)
-    }
-    failed_at = {
-        r.lr: rounds_reached(r.summary)
-        for r in runs
-        if r.seed == search_seed and r.lr in search and is_failed(r.summary)
-    }
-    if len(method.lrs) == 1:
-        chosen: float | None = method.lrs[0]
-    elif len(search) == len(method.lrs):
-        chosen = choose_lr(search, search_upto, frozenset(failed_at))
-    else:
-        chosen = None
+    seeds = table.seeds
+    found = method_search(method, runs, table.search_seeds, search_upto, table.max_extensions)
+    chosen = found.chosen
     tried = {}
-    for lr in method.lrs:
-        best = best_validation(search[lr], search_upto) if lr in search else None
+    for lr in sorted(found.trials):
+        t = found.trials[lr]
         tried[repr(lr)] = {
-            "best_val_accuracy": None if best is None else best[0],
-            "best_round": None if best is None else best[1],
-            "failed_at_round": failed_at.get(lr),
+            "best_val_accuracy": t.score,
+            "best_val_accuracy_per_seed": t.best,
+            "best_round": round(statistics.fmean(t.rounds.values())),
+            "failed_at_round": min(t.failed_at.values(), default=None),
         }
     final = sorted(
         (r for r in runs if r.lr == chosen and r.seed in seeds and r.finished),
@@ -152,6 +152,9 @@ def method_row(
         "algorithm": method.algo,
         "lrs_tried": tried,
         "chosen_lr": chosen,
+        "bracketed": found.bracketed,
+        "search_log": found.log,
+        "search_pending": found.pending,
         "seeds": [r.seed for r in final],
         "runs_expected": len(seeds),
     }
@@ -193,14 +196,9 @@ def table_rows(
         if table.reference in runs:
             ref_method = table.method(table.reference)
             ref_runs = runs[ref_method.name]
-            ref_row = method_row(
-                ref_method, ref_runs, table.seeds, table.selection_seed, search_upto, None
-            )
+            ref_row = method_row(ref_method, ref_runs, table, search_upto, None)
             reference = _final(ref_row, ref_runs) or None
-        cell_rows = [
-            method_row(m, runs[m.name], table.seeds, table.selection_seed, search_upto, reference)
-            for m in methods
-        ]
+        cell_rows = [method_row(m, runs[m.name], table, search_upto, reference) for m in methods]
         base = next(
             (r["rounds_to_reference_best"] for r in cell_rows if r["method"] == table.reference),
             None,

@@ -138,8 +138,13 @@ def markdown(
         f"# {table.title}\n",
         f"Encodes: {table.source}. {table.note}".rstrip() + "\n",
         f"Experiment `+experiment={table.experiment}`; seeds {', '.join(map(str, table.seeds))}; "
-        f"{rounds} rounds; learning rates searched with seed {table.selection_seed} over "
-        f"{search_rounds} rounds and chosen on the highest best validation accuracy (bold). "
+        f"{rounds} rounds; learning rates searched with seed"
+        f"{'s' if len(table.search_seeds) > 1 else ''} "
+        f"{', '.join(map(str, table.search_seeds))} over {search_rounds} rounds and chosen on the "
+        "highest mean best validation accuracy over the search seeds (bold); a grid whose best "
+        "sat on an edge was extended past it by the grid's factor until the best was inside or "
+        "the rate beyond it diverged, and refined to at most 2x spacing around the best "
+        "(see the search log). "
         "Accuracies are means ± standard deviation over the finished seeds at the chosen rate; "
         "rounds to the reference's best validation accuracy are read off the mean validation "
         "curves (per seed: against the same seed's reference). Bytes: the wire's measured "
@@ -152,6 +157,19 @@ def markdown(
         if cell:
             parts.append(f"## {cell}\n")
         parts.append(results_table(table, cell_rows))
+    log = [
+        f"- {row['label']}{' (' + row['cell'] + ')' if row['cell'] else ''}: {line}"
+        for row in rows
+        for line in row["search_log"]
+    ]
+    log += [
+        f"- {row['label']}: the search stopped at its extension limit with the best rate "
+        f"{row['chosen_lr']!r} on an edge (not bracketed)"
+        for row in rows
+        if row["bracketed"] is False
+    ]
+    if log:
+        parts.append("## Search log\n\n" + "\n".join(log) + "\n")
     if commands:
         parts.append("## Commands\n")
         # the newest command of each stage and invocation (a stage's runs may be split up, e.g.
