@@ -7,11 +7,15 @@ a fresh copy of the checkout.
 The rules, per command (continuation lines joined):
 - a trailing comment containing `# not run: REASON` skips it; it is listed with its reason;
 - `hiso-run`, `make`, `python` and `accelerate` commands are runs: run in full, a training run
-  is shortened to SHORT (appended to a `hiso-run` command line, to `make run`'s ARGS, and with 2
-  rounds per stage to `scripts/reproduce.py`), anything else runs as written; with --compose,
+  is shortened to SHORT, 2 rounds with 16 test and 16 validation examples (appended to a
+  `hiso-run` command line, to `make run`'s ARGS, and with 2 rounds per stage to
+  `scripts/reproduce.py`), anything else runs as written; with --compose,
   each `hiso-run` command (skipped ones too) gets `--cfg job` (composed and validated, nothing
   runs; in this process, its words split as bash splits a command without expansions) and
   the other runs are left to the full check;
+- a `hiso-run` training command that takes the same code path as an earlier one (the same config
+  group choices and the same overridden fields, only other values) is composed and validated
+  in this process instead, and listed as sharing that command's run;
 - `hiso-run --help`, `--cfg`, `--info` and every other command (mkdir, printf, ...) run as written;
 - every `make ...` quoted in the README's text must also be a command of some bash block.
 Each block runs in its own copy of the checkout (its tracked and not-ignored files; .venv linked
@@ -37,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHORT = ("federation.rounds=2", "dataset.max_test=16")
+SHORT = ("federation.rounds=2", "dataset.max_test=16", "dataset.validation_size=16")
 RUNS = ("hiso-run", "make", "python", "accelerate")
 INFO_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i")
 NOT_RUN = "# not run:"
@@ -113,6 +117,40 @@ def quoted_make_commands(readme: str) -> list[tuple[int, str]]:
         elif not fenced:
             found += [(number, text) for text in re.findall(r"`(make [^`]*)`", line)]
     return found
+
+
+def code_path(command: Command) -> tuple[str, ...] | None:
+    """What decides a `hiso-run` training command's code path: its flags, config group choices
+    (with their values) and the fields it overrides (without their values). None for any other
+    command."""
+    words = shlex.split(command.text)
+    if command.program != "hiso-run" or any(word in INFO_FLAGS for word in words):
+        return None
+    groups = {p.name for p in (ROOT / "conf").iterdir() if p.is_dir()} | {"hydra/launcher"}
+    key = []
+    for word in words[words.index("hiso-run") + 1 :]:
+        name, is_override, _ = word.partition("=")
+        if not is_override or name.lstrip("+~") in groups or name.startswith("-"):
+            key.append(word)
+        else:
+            key.append(f"{name}=*")
+    return tuple(sorted(key))
+
+
+def plan(blocks: list[list[Command]]) -> dict[Command, Command]:
+    """Each training command whose code path an earlier command (in the README's order, not
+    skipped) already runs, mapped to that earlier command."""
+    first: dict[tuple[str, ...], Command] = {}
+    shared: dict[Command, Command] = {}
+    for command in (c for block in blocks for c in block if not c.skip):
+        key = code_path(command)
+        if key is None:
+            continue
+        if key in first:
+            shared[command] = first[key]
+        else:
+            first[key] = command
+    return shared
 
 
 def check_form(command: Command, compose: bool) -> str | None:
@@ -200,7 +238,9 @@ def check(readme: Path, root: Path, compose: bool) -> int:
             )
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.prefix) / 'bin'}{os.pathsep}{env['PATH']}"
-    for block in bash_blocks(text):
+    blocks = bash_blocks(text)
+    shared = {} if compose else plan(blocks)
+    for block in blocks:
         with tempfile.TemporaryDirectory(prefix="readme-") as scratch:
             cwd = Path(scratch)
             scratch_copy(root, cwd)
@@ -208,12 +248,24 @@ def check(readme: Path, root: Path, compose: bool) -> int:
                 filter(None, [scratch, os.environ.get("PYTHONPATH")])
             )
             for command in block:
-                failures += check_command(readme.name, command, compose, cwd, env)
+                runs = shared.get(command)
+                if runs is not None:  # composed only: the code path of an earlier run
+                    failures += check_command(readme.name, command, True, cwd, env, runs)
+                else:
+                    failures += check_command(readme.name, command, compose, cwd, env)
     print(f"{failures} failed" if failures else "every command passed")
     return failures
 
 
-def check_command(readme: str, command: Command, compose: bool, cwd: Path, env: dict) -> int:
+def check_command(
+    readme: str,
+    command: Command,
+    compose: bool,
+    cwd: Path,
+    env: dict,
+    runs: Command | None = None,
+) -> int:
+    """Check one command (`runs`: the earlier command whose real run covers its code path)."""
     where = f"{readme}:{command.line}"
     line = check_form(command, compose)
     if line is None:
@@ -233,6 +285,7 @@ def check_command(readme: str, command: Command, compose: bool, cwd: Path, env: 
         return 1
     did = "composed" if line.endswith("--cfg job") else "ran"
     did += f"; not run: {command.skip}" if command.skip else ""
+    did += f"; shares the run of {readme}:{runs.line}" if runs else ""
     print(f"{where}  {did} ({seconds:.0f} s)  | {line}")
     return 0
 

@@ -97,3 +97,34 @@ def test_the_full_check_runs_each_block_in_a_fresh_copy_and_fails_on_an_exit_cod
     assert "README.md:4  ran (" in shown and " ".join(readme.SHORT) in shown
     assert "README.md:8  ran" in shown
     assert "README.md:9  FAILED (exit 2" in shown and "1 failed" in shown
+
+
+def test_commands_that_differ_only_in_values_share_one_real_run() -> None:
+    (block,) = readme.bash_blocks(
+        "```bash\n"
+        "hiso-run algo=hiso optim.lr=1e-5\n"
+        "hiso-run algo=hiso optim.lr=2e-5   # another value: the same code path\n"
+        "hiso-run algo=decomfl optim.lr=1e-5   # another group choice\n"
+        "hiso-run algo=hiso optim.lr=1e-5 federation.rounds=3   # another field\n"
+        "hiso-run -m algo=hiso optim.lr=1e-5,2e-5   # a sweep\n"
+        "hiso-run algo=hiso optim.lr=3e-5   # not run: skipped commands never run\n"
+        "hiso-run --cfg job algo=hiso optim.lr=4e-5\n"
+        "```\n"
+    )
+    first, same, other_group, other_field, sweep, skipped, info = block
+    assert readme.plan([block]) == {same: first}
+    assert readme.code_path(first) == ("algo=hiso", "optim.lr=*")
+    assert readme.code_path(info) is None
+    assert len({readme.code_path(c) for c in (first, other_group, other_field, sweep)}) == 4
+    assert skipped not in readme.plan([block])
+
+
+def test_every_readme_command_is_run_or_says_why_not() -> None:
+    """In the full check (CI) each command runs, shares an earlier command's run, or carries a
+    `# not run:` reason; a command the check would silently leave out fails here."""
+    text = (readme.ROOT / "README.md").read_text()
+    blocks = readme.bash_blocks(text)
+    shared = readme.plan(blocks)
+    for command in (c for block in blocks for c in block):
+        runs = readme.check_form(command, compose=False) is not None
+        assert runs or command.skip or command in shared, f"README.md:{command.line} never runs"
