@@ -29,7 +29,7 @@ from pathlib import Path
 
 from hiso.reproduce import curvature
 from hiso.reproduce.aggregate import RunRecord, method_search, table_rows
-from hiso.reproduce.report import markdown, noise_section, run_entry, write
+from hiso.reproduce.report import markdown, noise_section, paired_section, run_entry, write
 from hiso.reproduce.search import Search
 from hiso.reproduce.sweep import (
     LAUNCHERS,
@@ -198,6 +198,7 @@ def report(
     reference_label = table.method(table.reference).title
     text = markdown(table, rows, records, document["commands"], search_upto, table.rounds)
     text += noise_section(table, rows, records)
+    text += paired_section(table, rows)
     by_tensor = results / f"{table.name}-h-by-tensor.md"
     text += curvature.section(records, reference_lr, reference_label, by_tensor)
     for path in write(results, table, document, text, curves):

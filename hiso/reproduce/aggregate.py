@@ -9,17 +9,25 @@ reference's best are read off the mean validation curves over seeds.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 from hiso.reproduce.search import Search, Trial, search
+from hiso.reproduce.significance import bootstrap_interval, pooled_mcnemar
 from hiso.reproduce.sweep import is_failed, rounds_reached
 from hiso.reproduce.tables import Cell, Method, Table
 from hiso.tracking.curves import BYTES, CurvePoint, is_number, mean_curve
+from hiso.tracking.predictions import decode
 
 VAL = "val_accuracy"
+# the evaluations whose per-example test correctness a run stores: the last round's and the best
+# validation round's
+CORRECTNESS = ("final", "best")
 # summary figures averaged over seeds
 FIGURES = (
     "final_test_accuracy",
@@ -203,11 +211,64 @@ def table_rows(
             (r["rounds_to_reference_best"] for r in cell_rows if r["method"] == table.reference),
             None,
         )
-        for row in cell_rows:
+        for method, row in zip(methods, cell_rows, strict=True):
             own = row["rounds_to_reference_best"]
             paper = cell.paper.get(row["method"])
             row["cell"] = cell.name
             row["speedup"] = base / own if base and own else None
             row["paper"] = {"accuracy": None, "rounds": None} if paper is None else asdict(paper)
+            final = _final(row, runs[method.name])
+            against = reference if method.name != table.reference else None
+            row["speedup_ci95"] = speedup_interval(final, against or []) if row["speedup"] else None
+            row["paired_test"] = {
+                kind: pooled_mcnemar(paired_correctness(final, against or [], kind))
+                for kind in CORRECTNESS
+            }
         rows.extend(cell_rows)
     return rows
+
+
+def speedup(
+    runs: dict[int, list[dict]], reference: dict[int, list[dict]], seeds: list[int]
+) -> float:
+    """The reference's rounds to its best mean validation accuracy over `seeds` divided by the
+    method's rounds to it on its mean curve over the same seeds (0: not reached)."""
+    target_curve = mean_curve([reference[s] for s in seeds])
+    target = max(p.mean for p in target_curve)
+    ref_hit = first_reaching(target_curve, target)
+    hit = first_reaching(mean_curve([runs[s] for s in seeds]), target)
+    assert ref_hit is not None
+    if hit is None:
+        return 0.0
+    if hit.round == 0:
+        return 1.0 if ref_hit.round == 0 else math.inf
+    return ref_hit.round / hit.round
+
+
+def speedup_interval(
+    final: list[RunRecord], reference: list[RunRecord]
+) -> tuple[float, float] | None:
+    """95% bootstrap interval of the speed-up over the seeds both have, resampled in pairs."""
+    runs = {r.seed: r.history for r in final}
+    ref = {r.seed: r.history for r in reference}
+    seeds = sorted(runs.keys() & ref.keys())
+    return bootstrap_interval(seeds, lambda drawn: speedup(runs, ref, drawn))
+
+
+def paired_correctness(
+    final: list[RunRecord], reference: list[RunRecord], kind: str
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(method, reference) per-example test correctness at each seed both stored it (summary
+    key `test_correct`, hiso/tracking/predictions.py) on the same number of examples."""
+
+    def bits(run: RunRecord) -> np.ndarray | None:
+        entry = ((run.summary or {}).get("test_correct") or {}).get(kind)
+        return None if entry is None else decode(entry)
+
+    ref = {r.seed: bits(r) for r in reference}
+    pairs = []
+    for run in final:
+        mine, theirs = bits(run), ref.get(run.seed)
+        if mine is not None and theirs is not None and mine.size == theirs.size:
+            pairs.append((mine, theirs))
+    return pairs

@@ -14,6 +14,7 @@ from typing import Any
 from hiso.reproduce import curvature
 from hiso.reproduce.aggregate import VAL, RunRecord
 from hiso.reproduce.noise import compare, reading
+from hiso.reproduce.significance import BOOTSTRAP_SEED, RESAMPLES, verdict
 from hiso.reproduce.tables import Table
 from hiso.tracking.curves import BYTES
 from hiso.tracking.plots import plot_bands
@@ -96,13 +97,16 @@ def results_table(table: Table, rows: list[dict[str, Any]]) -> str:
     head = (
         "| method | lr chosen (tried: best val. %) | seeds | final test acc. % | paper | "
         "final val. acc. % | test acc. at best val. round % | best val. acc. % | "
-        f"rounds to {ref}'s best val. (per seed) | speed-up vs {ref} | paper rounds | "
+        f"rounds to {ref}'s best val. (per seed) | speed-up vs {ref} [95% CI] | paper rounds | "
         "bytes to that round: measured / HiSo conv. / DeComFL conv. | s/round | wall per run |"
     )
     lines = [head, "|" + "---|" * 14]
     for row in rows:
         b = row["bytes_to_reference_best"]
         speedup = "-" if row["speedup"] is None else f"{row['speedup']:.2f}x"
+        if row.get("speedup_ci95"):
+            low, high = row["speedup_ci95"]
+            speedup += f" [{low:.2f}, {high:.2f}]"
         lines.append(
             f"| {row['label']} | {_lrs(row)} | {len(row['seeds'])}/{row['runs_expected']} "
             f"| {_percent(row['final_test_accuracy'])} | {_paper(row['paper']['accuracy'])} "
@@ -235,13 +239,39 @@ def noise_section(table: Table, rows: list[dict[str, Any]], records: list[RunRec
     return "## Against the noise\n\n" + "\n".join(lines) + "\n\n"
 
 
+def paired_section(table: Table, rows: list[dict[str, Any]]) -> str:
+    """McNemar's paired test of each method against the reference on the test examples, at the
+    final round and at the best validation round (hiso/reproduce/significance.py), in words."""
+    ref = table.method(table.reference).title
+    lines = []
+    for row in rows:
+        tests = row.get("paired_test") or {}
+        if row["method"] == table.reference or not any(tests.values()):
+            continue
+        where = f" ({row['cell']})" if row["cell"] else ""
+        for kind, name in (("final", "final round"), ("best", "best validation round")):
+            lines.append(f"- {row['label']}{where} vs {ref}, {name}: {verdict(tests.get(kind))}.")
+    if not lines:
+        return ""
+    return (
+        "## Paired tests\n\n"
+        "McNemar's test on the same test examples, each method's run paired with the "
+        "reference's at the same seed, the discordant examples pooled over seeds "
+        f"{', '.join(map(str, table.seeds))}; the speed-up's "
+        f"interval is a bootstrap over seeds ({RESAMPLES} resamples, generator seed "
+        f"{BOOTSTRAP_SEED}, percentiles 2.5 and 97.5, method and reference resampled at the same "
+        "seeds).\n\n" + "\n".join(lines) + "\n\n"
+    )
+
+
 def csv_text(rows: list[dict[str, Any]]) -> str:
     stats = ("final_test_accuracy", "final_val_accuracy", "best_val_accuracy")
     stats += ("test_accuracy_at_best", "seconds_per_round", "total_seconds")
     header = ["cell", "method", "algorithm", "chosen_lr", "lrs_tried", "seeds"]
     for key in stats:
         header += [f"{key}_mean", f"{key}_std"]
-    header += ["rounds_to_reference_best", "speedup"]
+    header += ["rounds_to_reference_best", "speedup", "speedup_ci95_low", "speedup_ci95_high"]
+    header += [f"mcnemar_{kind}_{part}" for kind in ("final", "best") for part in ("b", "c", "p")]
     header += [f"bytes_to_reference_best_{name}" for name in BYTES]
     header += ["paper_accuracy", "paper_rounds"]
     buffer = io.StringIO()
@@ -253,7 +283,14 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
         line.append(" ".join(map(str, row["seeds"])))
         for key in stats:
             line += [row[key]["mean"], row[key]["std"]]
-        line += [row["rounds_to_reference_best"], row["speedup"]]
+        line += [
+            row["rounds_to_reference_best"],
+            row["speedup"],
+            *(row["speedup_ci95"] or ("", "")),
+        ]
+        for kind in ("final", "best"):
+            test = (row.get("paired_test") or {}).get(kind) or {}
+            line += [test.get("b"), test.get("c"), test.get("p")]
         line += [row["bytes_to_reference_best"][name] for name in BYTES]
         line += [row["paper"]["accuracy"], row["paper"]["rounds"]]
         writer.writerow(["" if v is None else v for v in line])
