@@ -2,7 +2,7 @@
 
     python scripts/reproduce.py TABLE [--stage all|search|final|report] [--cells CELL ...]
         [--seeds S ...] [--search-seeds S ...] [--rounds N] [--search-rounds N] [--launcher NAME]
-        [--jobs N] [--out DIR] [--results DIR] [OVERRIDES ...]
+        [--jobs N] [--out DIR] [--results DIR] [--force] [OVERRIDES ...]
 
 Tables (hiso/reproduce/tables.py): hiso-paper, decomfl-paper, decomfl-lora, digits, movie-study,
 smoke. `search` runs every learning rate of every method with each search seed at the table's
@@ -10,7 +10,9 @@ search rounds, and extends a grid past an edge where its best rate sits and refi
 spacing around the best (hiso/reproduce/search.py; each addition is logged); `final` runs, for
 each method, the rate with the highest mean best validation accuracy over the search seeds with
 every final seed at the table's rounds; `all` (default) both; then, and with `report` alone, the
-results go to RESULTS/TABLE.md, .csv, .json and .png.
+results go to RESULTS/TABLE.md, .csv, .json and .png (RESULTS: OUT/results unless `--results` is
+given, e.g. `--results docs/results` for the committed tables; a table there with more rounds or
+more finished seeds than the new one is kept unless `--force`).
 
 Each stage is one `hiso-run -m` with runs under OUT/<cell>/<method>-lr<lr>-s<seed> (default OUT:
 outputs/reproduce/TABLE), through any Hydra launcher (`--launcher basic|joblib|submitit_local|
@@ -29,7 +31,14 @@ from pathlib import Path
 
 from hiso.reproduce import curvature
 from hiso.reproduce.aggregate import RunRecord, method_search, table_rows
-from hiso.reproduce.report import markdown, noise_section, paired_section, run_entry, write
+from hiso.reproduce.report import (
+    markdown,
+    noise_section,
+    overwrite_refusal,
+    paired_section,
+    run_entry,
+    write,
+)
 from hiso.reproduce.search import Search
 from hiso.reproduce.sweep import (
     LAUNCHERS,
@@ -161,7 +170,12 @@ def chosen_rates(
 
 
 def report(
-    table: Table, cells: tuple[Cell, ...], out: Path, results: Path, search_upto: int
+    table: Table,
+    cells: tuple[Cell, ...],
+    out: Path,
+    results: Path,
+    search_upto: int,
+    force: bool = False,
 ) -> str:
     found = collect(table, cells, out)
     records = [record for _, record in found]
@@ -193,6 +207,9 @@ def report(
         ]
         if final:
             curves.setdefault(row["cell"], {})[row["label"]] = final
+    refusal = overwrite_refusal(results / f"{table.name}.json", document)
+    if refusal and not force:
+        raise SystemExit(f"reproduce: {refusal}; --force overwrites it")
     reference = next((r for r in rows if r["method"] == table.reference), None)
     reference_lr = None if reference is None else reference["chosen_lr"]
     reference_label = table.method(table.reference).title
@@ -237,7 +254,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--jobs", type=int, help="runs at once (joblib, submitit_slurm, slurm)")
     parser.add_argument("--out", type=Path, help="default outputs/reproduce/TABLE")
-    parser.add_argument("--results", type=Path, default=Path("docs/results"))
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help="where the table's files go (default OUT/results; the committed tables: "
+        "--results docs/results)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite a table in RESULTS that holds more rounds or finished seeds",
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
     args = parser.parse_intermixed_args(argv)
     for override in args.overrides:
@@ -291,7 +318,8 @@ def main(argv: list[str] | None = None) -> None:
         code = launch("final", table, runs, table.rounds, out, launcher)
         if code:
             raise SystemExit(f"reproduce: the final sweep exited with {code}; rerun to go on")
-    print(report(table, cells, out, args.results, search_upto))
+    results = out / "results" if args.results is None else args.results
+    print(report(table, cells, out, results, search_upto, args.force))
 
 
 if __name__ == "__main__":

@@ -399,3 +399,35 @@ def test_arguments_a_table_controls_are_refused(args: list[str], message: str, c
         script.parse(["smoke", *args])
     assert exit_.value.code == 2 and message in capsys.readouterr().err
     assert script.parse(["smoke", "--jobs", "2", "threads=1"]).launcher == "joblib"
+
+
+def test_results_go_under_the_output_and_a_fuller_table_is_kept(tmp_path: Path, capsys) -> None:
+    """Without --results the table is written under OUT/results; a table there with more rounds
+    or more finished seeds is not overwritten unless --force (issue 20: a smoke run once replaced
+    the committed digits table)."""
+    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "scripts" / "reproduce.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "out"
+    script.main(["smoke", "--stage", "report", "--out", str(out)])
+    written = json.loads((out / "results" / "smoke.json").read_text())
+    assert written["rounds"] == 40 and (out / "results" / "smoke.md").is_file()
+
+    committed = tmp_path / "committed"
+    committed.mkdir()
+    held = {"rounds": 3000, "rows": [{"seeds": [2, 3, 4]}]}
+    (committed / "smoke.json").write_text(json.dumps(held))
+    with pytest.raises(SystemExit, match="holds 3000 rounds and up to 3 finished seeds"):
+        script.main(["smoke", "--stage", "report", "--out", str(out), "--results", str(committed)])
+    assert json.loads((committed / "smoke.json").read_text()) == held
+    # as many rounds, fewer finished seeds: kept too
+    held = {"rounds": 40, "rows": [{"seeds": [1]}]}
+    (committed / "smoke.json").write_text(json.dumps(held))
+    with pytest.raises(SystemExit, match="up to 1 finished seeds"):
+        script.main(["smoke", "--stage", "report", "--out", str(out), "--results", str(committed)])
+    script.main(
+        ["smoke", "--stage", "report", "--out", str(out), "--results", str(committed), "--force"]
+    )
+    assert json.loads((committed / "smoke.json").read_text())["rounds"] == 40
+    capsys.readouterr()

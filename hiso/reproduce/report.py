@@ -318,6 +318,27 @@ def run_entry(record: RunRecord, command: list[str]) -> dict[str, Any]:
     }
 
 
+def finished_seeds(document: dict[str, Any]) -> int:
+    """The most final seeds any row of a table's JSON holds."""
+    return max((len(row.get("seeds") or ()) for row in document.get("rows", ())), default=0)
+
+
+def overwrite_refusal(path: Path, document: dict[str, Any]) -> str | None:
+    """Why writing `document` over the table at `path` would lose results (None: it would not):
+    the table there holds more rounds or more finished seeds."""
+    if not path.is_file():
+        return None
+    held = json.loads(path.read_text(encoding="utf-8"))
+    rounds, seeds = int(held.get("rounds") or 0), finished_seeds(held)
+    new_rounds, new_seeds = int(document["rounds"]), finished_seeds(document)
+    if new_rounds < rounds or new_seeds < seeds:
+        return (
+            f"{path} holds {rounds} rounds and up to {seeds} finished seeds per method; this "
+            f"table has {new_rounds} rounds and up to {new_seeds}: not overwritten"
+        )
+    return None
+
+
 def write(
     results: Path,
     table: Table,
