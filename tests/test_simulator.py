@@ -134,7 +134,14 @@ def test_non_finite_rounds_stop_or_are_skipped() -> None:
     extras = sim.run(records.append)
     skipped = [r["round"] for r in records if r.get("skipped")]
     assert skipped and extras["skipped_rounds"] == len(skipped) and records[-1]["round"] == 12
-    assert all(torch.isfinite(x).all() for x in sim.master) or not sim.algorithm.server.history
+    # the rounds applied are exactly the ones not skipped (here the first), and a skipped round
+    # leaves the model as it was: the same as a run stopped after the applied rounds
+    applied = [r["round"] for r in records if r["round"] > 0 and not r.get("skipped")]
+    assert applied and [record.round + 1 for record in sim.algorithm.server.history] == applied
+    assert all(torch.isfinite(x).all() for x in sim.master)
+    stopped = digits_simulation(*skip, f"federation.rounds={applied[-1]}")
+    stopped.run(lambda record: None)
+    assert all(torch.equal(a, b) for a, b in zip(sim.master, stopped.master, strict=True))
 
 
 def test_skipping_stops_after_max_skipped_rounds_in_a_row() -> None:
