@@ -23,9 +23,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from hiso.caches import redirect_caches
 from hiso.command_line import answers_itself, expand_eval, print_version
-from hiso.config import SetupError, conf_dir, register_configs, validate
+from hiso.config import conf_dir, register_configs, validate
 from hiso.help import asks_for_help, help_text
 from hiso.preflight import check_command, check_logger, exit_input_error
+from hiso.schema import SetupError
 from hiso.stop import Interrupted, StopSignals
 
 if TYPE_CHECKING:  # torch loads only when a job runs: --help, --version and completion stay fast
@@ -95,7 +96,7 @@ def run(
             patience.observe(record)
 
         checkpoints = RunCheckpoints(run_dir, cfg, container, list(overrides), simulation, tracker)
-        simulation.announce = tracker.note
+        simulation.evaluation.announce = tracker.note
         extras: dict[str, Any] = {
             "algorithm": cfg.algo.name,
             "model": cfg.model.name,
@@ -169,13 +170,13 @@ def summary_line(summary: dict[str, Any]) -> str:
 def stopped_early(simulation: Any, patience: Any) -> dict[str, Any]:
     """The summary's figures of a run that early stopping ended: where it stopped, the test split
     scored with the final model and with the best validation round's."""
-    final = simulation.evaluate("test")
+    final = simulation.evaluation.evaluate("test", simulation.round)
     return {
         "stopped_early_at": simulation.round,
         "patience": patience.limit,
         "final_test_accuracy": final["test_accuracy"],
         "final_test_loss": final["test_loss"],
-        **simulation.test_at_best(final),
+        **simulation.evaluation.test_at_best(final),
     }
 
 

@@ -1,14 +1,18 @@
 """Reproduce a paper's table, or one of this project's studies, on Hydra's multirun.
 
     python scripts/reproduce.py TABLE [--stage all|search|final|report] [--cells CELL ...]
-        [--seeds S ...] [--search-seed S] [--rounds N] [--search-rounds N] [--launcher NAME]
-        [--jobs N] [--out DIR] [--results DIR] [OVERRIDES ...]
+        [--seeds S ...] [--search-seeds S ...] [--rounds N] [--search-rounds N] [--launcher NAME]
+        [--jobs N] [--out DIR] [--results DIR] [--force] [OVERRIDES ...]
 
 Tables (hiso/reproduce/tables.py): hiso-paper, decomfl-paper, decomfl-lora, digits, movie-study,
-smoke. `search` runs every learning rate of every method with the search seed (default: the first
-seed) at the table's search rounds; `final` runs, for each method, the rate with the highest best
-validation accuracy in the search with every seed at the table's rounds; `all` (default) both;
-then, and with `report` alone, the results go to RESULTS/TABLE.md, .csv, .json and .png.
+smoke. `search` runs every learning rate of every method with each search seed at the table's
+search rounds, and extends a grid past an edge where its best rate sits and refines it to 2x
+spacing around the best (hiso/reproduce/search.py; each addition is logged); `final` runs, for
+each method, the rate with the highest mean best validation accuracy over the search seeds with
+every final seed at the table's rounds; `all` (default) both; then, and with `report` alone, the
+results go to RESULTS/TABLE.md, .csv, .json and .png (RESULTS: OUT/results unless `--results` is
+given, e.g. `--results docs/results` for the committed tables; a table there with more rounds or
+more finished seeds than the new one is kept unless `--force`).
 
 Each stage is one `hiso-run -m` with runs under OUT/<cell>/<method>-lr<lr>-s<seed> (default OUT:
 outputs/reproduce/TABLE), through any Hydra launcher (`--launcher basic|joblib|submitit_local|
@@ -26,8 +30,16 @@ import sys
 from pathlib import Path
 
 from hiso.reproduce import curvature
-from hiso.reproduce.aggregate import RunRecord, method_row, table_rows
-from hiso.reproduce.report import markdown, noise_section, run_entry, write
+from hiso.reproduce.aggregate import RunRecord, method_search, table_rows
+from hiso.reproduce.report import (
+    markdown,
+    noise_section,
+    overwrite_refusal,
+    paired_section,
+    run_entry,
+    write,
+)
+from hiso.reproduce.search import Search
 from hiso.reproduce.sweep import (
     LAUNCHERS,
     Launcher,
@@ -35,12 +47,12 @@ from hiso.reproduce.sweep import (
     final_runs,
     is_finished,
     launch,
+    rates_on_disk,
     read_commands,
     read_history,
     read_summary,
-    search_runs,
 )
-from hiso.reproduce.tables import TABLES, Cell, Table
+from hiso.reproduce.tables import TABLES, Cell, Method, Table
 
 STAGES = ("all", "search", "final", "report")
 # what a table sets per run or per stage: an override of these would silently replace it
@@ -56,12 +68,13 @@ RESERVED = {
 
 
 def collect(table: Table, cells: tuple[Cell, ...], out: Path) -> list[tuple[Run, RunRecord]]:
-    """Every run of the table found under `out` (any rate, any seed)."""
+    """Every run of the table found under `out`: any rate of a method's grid or added by its
+    search, any search or final seed."""
     found = []
     for cell in cells:
         for method in table.cell_methods(cell):
-            for lr in method.lrs:
-                for seed in dict.fromkeys((table.selection_seed, *table.seeds)):
+            for lr in sorted({*method.lrs, *rates_on_disk(out, cell, method)}):
+                for seed in dict.fromkeys((*table.search_seeds, *table.seeds)):
                     run = Run(cell, method, lr, seed)
                     history = read_history(out / run.name)
                     if not history:
@@ -81,22 +94,71 @@ def collect(table: Table, cells: tuple[Cell, ...], out: Path) -> list[tuple[Run,
     return found
 
 
+def searches(
+    table: Table, cells: tuple[Cell, ...], out: Path, search_upto: int
+) -> list[tuple[Cell, Method, Search]]:
+    """Where every (cell, method)'s search stands over the runs under `out`."""
+    records = [record for _, record in collect(table, cells, out)]
+    return [
+        (
+            cell,
+            method,
+            method_search(
+                method,
+                [r for r in records if r.cell == cell.name and r.method == method.name],
+                table.search_seeds,
+                search_upto,
+                table.max_extensions,
+            ),
+        )
+        for cell in cells
+        for method in table.cell_methods(cell)
+    ]
+
+
+def run_search(
+    table: Table, cells: tuple[Cell, ...], out: Path, search_upto: int, launcher: Launcher
+) -> None:
+    """Launch the search until every method's is complete: the grid, then each rate the rules add
+    (each addition logged with why), every search seed."""
+    logged: set[str] = set()
+    launched: set[str] = set()
+    while True:
+        state = searches(table, cells, out, search_upto)
+        runs = []
+        for cell, method, found in state:
+            for line in found.log:
+                entry = f"{cell.name}/{method.name}".lstrip("/") + f": {line}"
+                if entry not in logged:
+                    logged.add(entry)
+                    print(f"[reproduce] search extended, {entry}", flush=True)
+            runs += [Run(cell, method, lr, s) for lr in found.pending for s in table.search_seeds]
+        if not runs:
+            print("[reproduce] search: every method's search is complete")
+            return
+        if {r.name for r in runs} <= launched:
+            raise SystemExit(
+                "reproduce: search runs launched but still without a validation accuracy "
+                "within the search rounds: " + ", ".join(sorted(r.name for r in runs))
+            )
+        launched |= {r.name for r in runs}
+        code = launch("search", table, runs, search_upto, out, launcher)
+        if code:
+            raise SystemExit(f"reproduce: the search sweep exited with {code}; rerun to go on")
+
+
 def chosen_rates(
-    table: Table, cells: tuple[Cell, ...], records: list[RunRecord], search_upto: int
+    table: Table, cells: tuple[Cell, ...], out: Path, search_upto: int
 ) -> dict[str, float]:
     """The learning rate chosen on validation for each "<cell>/<method>"; exits naming the
     methods whose search is not complete."""
     chosen, missing = {}, []
-    for cell in cells:
-        for method in table.cell_methods(cell):
-            runs = [r for r in records if r.cell == cell.name and r.method == method.name]
-            row = method_row(method, runs, table.seeds, table.selection_seed, search_upto, None)
-            lr = row["chosen_lr"]
-            key = f"{cell.name}/{method.name}"
-            if lr is None:
-                missing.append(key.lstrip("/"))
-            else:
-                chosen[key] = lr
+    for cell, method, found in searches(table, cells, out, search_upto):
+        key = f"{cell.name}/{method.name}"
+        if found.chosen is None:
+            missing.append(key.lstrip("/"))
+        else:
+            chosen[key] = found.chosen
     if missing:
         raise SystemExit(
             "reproduce: no learning rate chosen yet for "
@@ -108,7 +170,12 @@ def chosen_rates(
 
 
 def report(
-    table: Table, cells: tuple[Cell, ...], out: Path, results: Path, search_upto: int
+    table: Table,
+    cells: tuple[Cell, ...],
+    out: Path,
+    results: Path,
+    search_upto: int,
+    force: bool = False,
 ) -> str:
     found = collect(table, cells, out)
     records = [record for _, record in found]
@@ -119,6 +186,7 @@ def report(
         "source": table.source,
         "experiment": table.experiment,
         "seeds": list(table.seeds),
+        "search_seeds": list(table.search_seeds),
         "rounds": table.rounds,
         "search_rounds": search_upto,
         "reference": table.reference,
@@ -139,11 +207,15 @@ def report(
         ]
         if final:
             curves.setdefault(row["cell"], {})[row["label"]] = final
+    refusal = overwrite_refusal(results / f"{table.name}.json", document)
+    if refusal and not force:
+        raise SystemExit(f"reproduce: {refusal}; --force overwrites it")
     reference = next((r for r in rows if r["method"] == table.reference), None)
     reference_lr = None if reference is None else reference["chosen_lr"]
     reference_label = table.method(table.reference).title
     text = markdown(table, rows, records, document["commands"], search_upto, table.rounds)
     text += noise_section(table, rows, records)
+    text += paired_section(table, rows)
     by_tensor = results / f"{table.name}-h-by-tensor.md"
     text += curvature.section(records, reference_lr, reference_label, by_tensor)
     for path in write(results, table, document, text, curves):
@@ -167,10 +239,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="final rounds (default: the table's)")
     parser.add_argument("--search-rounds", type=int, help="default: the table's")
     parser.add_argument(
+        "--search-seeds",
         "--search-seed",
+        nargs="+",
         type=int,
-        help="the seed whose search chooses the rates (default: the first of --seeds); e.g. "
-        "`--stage final --seeds 1 2 --search-seed 0` runs seeds 1 and 2 on another machine",
+        help="the seeds whose mean best validation accuracy chooses the rates (default: the "
+        "table's; disjoint from --seeds); e.g. `--stage final --seeds 5 --search-seeds 0 1` runs "
+        "seed 5 on another machine",
     )
     parser.add_argument(
         "--launcher",
@@ -179,7 +254,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--jobs", type=int, help="runs at once (joblib, submitit_slurm, slurm)")
     parser.add_argument("--out", type=Path, help="default outputs/reproduce/TABLE")
-    parser.add_argument("--results", type=Path, default=Path("docs/results"))
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help="where the table's files go (default OUT/results; the committed tables: "
+        "--results docs/results)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite a table in RESULTS that holds more rounds or finished seeds",
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
     args = parser.parse_intermixed_args(argv)
     for override in args.overrides:
@@ -200,13 +285,16 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
     table = TABLES[args.table]
-    table = dataclasses.replace(
-        table,
-        seeds=tuple(args.seeds or table.seeds),
-        rounds=args.rounds or table.rounds,
-        search_rounds=args.search_rounds or table.search_rounds,
-        search_seed=table.search_seed if args.search_seed is None else args.search_seed,
-    )
+    try:
+        table = dataclasses.replace(
+            table,
+            seeds=tuple(args.seeds or table.seeds),
+            rounds=args.rounds or table.rounds,
+            search_rounds=args.search_rounds or table.search_rounds,
+            search_seeds=tuple(args.search_seeds or table.search_seeds),
+        )
+    except ValueError as error:
+        raise SystemExit(f"reproduce: --seeds/--search-seeds: {error}") from None
     cells = table.cells
     if args.cells:
         known = {cell.name: cell for cell in table.cells}
@@ -223,21 +311,15 @@ def main(argv: list[str] | None = None) -> None:
     invocation = ("python", "scripts/reproduce.py", *argv)
     launcher = Launcher(args.launcher, args.jobs, tuple(args.overrides), invocation)
     if args.stage in ("all", "search"):
-        if any(len(m.lrs) > 1 for m in table.methods):
-            runs = search_runs(table, cells)
-            code = launch("search", table, runs, search_upto, out, launcher)
-            if code:
-                raise SystemExit(f"reproduce: the search sweep exited with {code}; rerun to go on")
-        else:
-            print("[reproduce] search: every method has one learning rate")
+        run_search(table, cells, out, search_upto, launcher)
     if args.stage in ("all", "final"):
-        records = [record for _, record in collect(table, cells, out)]
-        chosen = chosen_rates(table, cells, records, search_upto)
+        chosen = chosen_rates(table, cells, out, search_upto)
         runs = final_runs(table, cells, chosen)
         code = launch("final", table, runs, table.rounds, out, launcher)
         if code:
             raise SystemExit(f"reproduce: the final sweep exited with {code}; rerun to go on")
-    print(report(table, cells, out, args.results, search_upto))
+    results = out / "results" if args.results is None else args.results
+    print(report(table, cells, out, results, search_upto, args.force))
 
 
 if __name__ == "__main__":

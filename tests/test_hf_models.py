@@ -11,8 +11,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from hiso.config import DatasetConfig, ModelConfig
 from hiso.models.hf import ModelUnavailableError, converted_gguf_dir, load_causal_lm
+from hiso.schema import DatasetConfig, ModelConfig
 from hiso.tasks.templates import left_pad, lm_logits
 from hiso.tasks.text import build_text_task
 
@@ -40,7 +40,12 @@ def test_loads_local_checkpoint(tiny_lm, tmp_path: Path) -> None:
     assert all(p.dtype == torch.float32 and p.requires_grad for p in loaded.parameters())
     assert loaded_tok.padding_side == "left"
     assert loaded_tok.pad_token_id is not None
-    assert len(loaded_tok) == loaded.get_input_embeddings().num_embeddings
+    # no token added, so the embedding is the checkpoint's, rows and values, and pads with a row
+    # it has (an added pad token needs a resized embedding: the authors' defect)
+    assert len(loaded_tok) == len(tokenizer)
+    embedding = loaded.get_input_embeddings()
+    assert torch.equal(embedding.weight, model.get_input_embeddings().weight)
+    assert loaded_tok.pad_token_id < embedding.num_embeddings
     ids = torch.tensor([tokenizer("a good film").input_ids])
     with torch.no_grad():
         assert torch.equal(loaded(ids).logits, model(ids).logits)
@@ -163,6 +168,11 @@ def test_default_job_fine_tunes_smollm2_offline(tmp_path: Path, device: torch.de
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["device"] == device.type
     assert summary["algorithm"] == "hiso" and summary["model"] == "smollm2-135m"
-    assert summary["initial_test_accuracy"] >= 0.6 and summary["final_test_accuracy"] >= 0.6
-    assert summary["best_val_accuracy"] >= 0.6 and summary["test_accuracy_at_best"] >= 0.6
+    # zero-shot well above chance (0.73 on the first 200 sentences; 100 have a standard error of
+    # 0.045), and two small HiSo steps move it by at most a few sentences
+    initial = summary["initial_test_accuracy"]
+    assert initial >= 0.64
+    assert abs(summary["final_test_accuracy"] - initial) <= 0.05
+    assert abs(summary["test_accuracy_at_best"] - initial) <= 0.05
+    assert summary["best_val_accuracy"] >= 0.64
     assert summary["total_bytes"] > 0

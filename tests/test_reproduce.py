@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from hiso.reproduce import curvature
-from hiso.reproduce.aggregate import RunRecord, choose_lr, table_rows
+from hiso.reproduce.aggregate import RunRecord, method_search, table_rows
 from hiso.reproduce.noise import compare
 from hiso.reproduce.report import markdown, results_table
 from hiso.reproduce.sweep import pending_runs, search_runs
@@ -31,9 +31,12 @@ TWO = Table(
     source="synthetic",
     experiment="digits",
     methods=(Method("decomfl", "decomfl", (1.0, 2.0)), Method("hiso", "hiso", (1.0, 2.0))),
-    seeds=(0, 1),
+    seeds=(1, 2),
+    search_seeds=(0,),
     rounds=100,
     search_rounds=50,
+    # the bracketing rules have their own tests (tests/test_search.py): two rates stay two here
+    max_extensions=0,
 )
 
 
@@ -63,21 +66,29 @@ def record(method: str, lr: float, seed: int, val: dict[int, float], **summary) 
     return RunRecord("", method, method, lr, seed, h, {"status": "finished", **summary}, finished)
 
 
-def test_choose_lr_uses_validation_within_the_search_rounds_never_test() -> None:
+def test_the_search_uses_validation_within_the_search_rounds_never_test() -> None:
     # lr 1.0: best validation 0.8 by round 50; lr 2.0: better test, and validation only later
-    search = {
-        1.0: history({0: 0.5, 25: 0.8, 50: 0.7, 75: 0.7}, test=0.1),
-        2.0: history({0: 0.5, 25: 0.7, 50: 0.75, 75: 0.95}, test=0.9),
-    }
-    assert choose_lr(search, upto=50) == 1.0
-    assert choose_lr(search, upto=75) == 2.0
+    def runs(curves: dict[float, dict[int, float]], failed: tuple[float, ...] = ()) -> list:
+        found = [
+            record("decomfl", lr, 0, val, final_test_accuracy=lr / 2) for lr, val in curves.items()
+        ]
+        for r in found:
+            if r.lr in failed:
+                r.summary = {"status": "failed", "round_reached": 75}
+        return found
+
+    curves = {1.0: {0: 0.5, 25: 0.8, 50: 0.7, 75: 0.7}, 2.0: {0: 0.5, 25: 0.7, 50: 0.75, 75: 0.95}}
+    method = TWO.methods[0]
+    assert method_search(method, runs(curves), (0,), 50, 0).chosen == 1.0
+    assert method_search(method, runs(curves), (0,), 75, 0).chosen == 2.0
     # a tie goes to the rate that reached it first
-    tie = {1.0: history({0: 0.5, 50: 0.8}), 2.0: history({0: 0.5, 25: 0.8, 50: 0.8})}
-    assert choose_lr(tie, upto=50) == 2.0
-    assert choose_lr({1.0: history({0: 0.5}), 2.0: [{"round": 0}]}, upto=50) is None
+    tie = {1.0: {0: 0.5, 50: 0.8}, 2.0: {0: 0.5, 25: 0.8, 50: 0.8}}
+    assert method_search(method, runs(tie), (0,), 50, 0).chosen == 2.0
+    # a search seed without its run: nothing chosen
+    assert method_search(method, runs(curves), (0, 1), 50, 0).chosen is None
     # a rate that diverged is no choice while another lasted the search, whatever it reached
-    assert choose_lr(search, upto=75, failed=frozenset({2.0})) == 1.0
-    assert choose_lr(search, upto=75, failed=frozenset({1.0, 2.0})) == 2.0
+    assert method_search(method, runs(curves, (2.0,)), (0,), 75, 0).chosen == 1.0
+    assert method_search(method, runs(curves, (1.0, 2.0)), (0,), 75, 0).chosen == 2.0
 
 
 def test_rows_time_each_method_to_the_reference_best_on_validation() -> None:
@@ -86,40 +97,43 @@ def test_rows_time_each_method_to_the_reference_best_on_validation() -> None:
     records = [
         # search (seed 0, 50 rounds): decomfl picks 2.0 on validation although 1.0 tests better
         record("decomfl", 1.0, 0, {0: 0.5, 25: 0.55, 50: 0.6}, final_test_accuracy=0.99),
+        record("decomfl", 2.0, 0, {0: 0.5, 25: 0.6, 50: 0.7}),
+        record("hiso", 1.0, 0, {0: 0.5, 25: 0.7, 50: 0.8}),
         record("hiso", 2.0, 0, {0: 0.5, 25: 0.5, 50: 0.5}),
-        # final: seeds 0, 1 at the chosen rates, 100 rounds
-        record("decomfl", 2.0, 0, curve, final_test_accuracy=0.7, total_seconds=10.0),
-        record("decomfl", 2.0, 1, {**curve, 100: 0.78}, final_test_accuracy=0.8),
-        record("hiso", 1.0, 0, fast, final_test_accuracy=0.8),
-        record("hiso", 1.0, 1, {**fast, 50: 0.75}, final_test_accuracy=0.9),
+        # final: seeds 1, 2 at the chosen rates, 100 rounds
+        record("decomfl", 2.0, 1, curve, final_test_accuracy=0.7, total_seconds=10.0),
+        record("decomfl", 2.0, 2, {**curve, 100: 0.78}, final_test_accuracy=0.8),
+        record("hiso", 1.0, 1, fast, final_test_accuracy=0.8),
+        record("hiso", 1.0, 2, {**fast, 50: 0.75}, final_test_accuracy=0.9),
         # an unfinished seed of a rate that was not chosen changes nothing
-        record("hiso", 2.0, 1, {0: 0.5, 25: 0.99}),
+        record("hiso", 2.0, 2, {0: 0.5, 25: 0.99}),
     ]
     rows = {r["method"]: r for r in table_rows(TWO, TWO.cells, records, search_upto=50)}
     decomfl, hiso = rows["decomfl"], rows["hiso"]
     assert decomfl["chosen_lr"] == 2.0 and hiso["chosen_lr"] == 1.0
     assert decomfl["lrs_tried"]["1.0"] == {
         "best_val_accuracy": 0.6,
+        "best_val_accuracy_per_seed": {0: 0.6},
         "best_round": 50,
         "failed_at_round": None,
     }
     assert decomfl["final_test_accuracy"]["mean"] == pytest.approx(0.75)
     assert decomfl["final_test_accuracy"]["std"] == pytest.approx(0.0707107, rel=1e-5)
-    assert decomfl["final_test_accuracy"]["per_seed"] == {0: 0.7, 1: 0.8}
+    assert decomfl["final_test_accuracy"]["per_seed"] == {1: 0.7, 2: 0.8}
     assert decomfl["total_seconds"]["mean"] == 10.0 and decomfl["total_seconds"]["std"] is None
     # DeComFL's mean validation curve peaks at 0.79 (round 100); HiSo's mean passes it at 75
     assert decomfl["rounds_to_reference_best"] == 100
     assert hiso["rounds_to_reference_best"] == 75
     assert hiso["speedup"] == pytest.approx(100 / 75)
-    # per seed: seed 0 against DeComFL's seed-0 best 0.8, seed 1 against 0.78
-    assert hiso["rounds_to_reference_best_per_seed"] == {0: 50, 1: 75}
-    # bytes at round 75: seeds 0 and 1 move 10 and 11 bytes a round
+    # per seed: seed 1 against DeComFL's seed-1 best 0.8, seed 2 against 0.78
+    assert hiso["rounds_to_reference_best_per_seed"] == {1: 50, 2: 75}
+    # bytes at round 75: seeds 1 and 2 move 11 and 12 bytes a round
     assert hiso["bytes_to_reference_best"] == {
-        "measured": pytest.approx(75 * 10.5),
+        "measured": pytest.approx(75 * 11.5),
         "paper_hiso": 75 * 40,
         "paper_decomfl": 75 * 60,
     }
-    assert hiso["seeds"] == [0, 1] and hiso["runs_expected"] == 2
+    assert hiso["seeds"] == [1, 2] and hiso["runs_expected"] == 2
 
 
 def test_rows_wait_for_a_complete_search_and_show_paper_figures() -> None:
@@ -143,6 +157,7 @@ def test_a_failed_search_run_is_a_result_and_never_relaunched(tmp_path: Path, ca
     assert rows[0]["chosen_lr"] == 1.0
     assert rows[0]["lrs_tried"]["2.0"] == {
         "best_val_accuracy": 0.9,
+        "best_val_accuracy_per_seed": {0: 0.9},
         "best_round": 5,
         "failed_at_round": 5,
     }
@@ -199,7 +214,7 @@ def test_curvature_trajectory_effective_rate() -> None:
     rows = [{"round": 0}, {"round": 25, **keys, "curvature_inverse_mean": 0.25}]
     (point,) = curvature.trajectory(RunRecord("", "hiso", "hiso", 1e-5, 0, rows, None))
     assert point["round"] == 25 and point["spread"] == 8.0
-    assert point["effective_lr"] == pytest.approx(1e-5 * 0.5)
+    assert point["effective_lr"] == pytest.approx(1e-5 * 0.25)  # lr * mean(1/H)
 
 
 def test_plot_bands_starts_the_bytes_axis_at_round_zero(tmp_path: Path) -> None:
@@ -252,7 +267,7 @@ def test_interrupted_table_resumes_without_redoing_finished_runs(tmp_path: Path)
     out = tmp_path / "out"
     first = reproduce(tmp_path=tmp_path, start_new_session=True)
     deadline = time.monotonic() + 240
-    # both DeComFL rates of the search (run first), so one of them is the rate the final continues
+    # both DeComFL rates of the search (run first)
     while len(finished_runs(out)) < 2 and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     os.killpg(first.pid, signal.SIGKILL)
@@ -265,19 +280,17 @@ def test_interrupted_table_resumes_without_redoing_finished_runs(tmp_path: Path)
     log, _ = second.communicate(timeout=300)
     assert second.returncode == 0, log[-3000:]
     result = json.loads((tmp_path / "results" / "smoke.json").read_text())
-    extended = {f"{row['method']}-lr{row['chosen_lr']:g}-s0" for row in result["rows"]}
-    assert extended & done.keys(), "no finished search run for the final stage to continue"
-    for name, (mtime, text) in done.items():
-        assert f"skip {name}: finished" in log
-        if name not in extended:
-            assert finished_runs(out)[name] == (mtime, text)
-        else:  # the chosen rate's search run went on to the final rounds: same rounds before
-            # 20, and continued in place (resume=auto) keeps even their clock readings
-            before = text.splitlines()[:20]
-            assert finished_runs(out)[name][1].splitlines()[:20] == before
-            after = finished_runs(out)[name][1].splitlines()
-            assert after[:20] == before and len(after) == 41
+    launched = {
+        name
+        for line in log.splitlines()
+        if "+table_run=" in line
+        for name in line.split("+table_run=")[1].split(",")
+    }
+    assert launched and not launched & done.keys()
+    for name, (mtime, text) in done.items():  # not launched again, not touched
+        assert finished_runs(out)[name] == (mtime, text)
     table = TABLES["smoke"]
+    assert result["search_seeds"] == [0] and result["seeds"] == [1, 2]
     assert {(r["method"], r["lr"], r["seed"]) for r in result["runs"]} >= {
         (m.name, lr, 0) for m in table.methods for lr in m.lrs
     }
@@ -290,7 +303,11 @@ def test_interrupted_table_resumes_without_redoing_finished_runs(tmp_path: Path)
         tried = {lr: t["best_val_accuracy"] for lr, t in row["lrs_tried"].items()}
         assert tried == {repr(lr): best for lr, best in search.items()}
         assert search[row["chosen_lr"]] == max(search.values())
-        assert row["seeds"] == [0, 1]
+        # a grid's rate beyond the two of the grid was added by the search, and logged
+        for lr in set(search) - {1e-3, 2e-3}:
+            assert any(f"adding {lr!r}" in line for line in row["search_log"])
+            assert f"search extended, {row['method']}: " in log
+        assert row["seeds"] == [1, 2]
     finals = [r for r in result["runs"] if r["finished"]]
     assert {r["rounds"] for r in finals} == {40}
     for suffix in (".md", ".csv", ".png"):
@@ -307,17 +324,17 @@ def test_interrupted_table_resumes_without_redoing_finished_runs(tmp_path: Path)
     assert (tmp_path / "results" / "smoke-curvature.png").stat().st_size > 0
 
 
-def test_final_seeds_apart_from_the_search_seed(tmp_path: Path) -> None:
-    """`--stage final --seeds 1 --search-seed 0` (the finals on another machine): the rates come
-    from seed 0's search, only seed 1 runs, and the search runs are left as they are."""
+def test_final_seeds_apart_from_the_search_seeds(tmp_path: Path) -> None:
+    """`--stage final --seeds 3 --search-seeds 0` (the finals on another machine): the rates come
+    from seed 0's search, only seed 3 runs, and the search runs are left as they are."""
     out = tmp_path / "out"
     search = reproduce("--stage", "search", "--search-rounds", "3", tmp_path=tmp_path)
     log, _ = search.communicate(timeout=300)
     assert search.returncode == 0, log[-3000:]
     searched = finished_runs(out)
-    assert {name.rsplit("-", 1)[1] for name in searched} == {"s0"} and len(searched) == 4
+    assert {name.rsplit("-", 1)[1] for name in searched} == {"s0"} and len(searched) >= 4
     final = reproduce(
-        "--stage", "final", "--seeds", "1", "--search-seed", "0", "--search-rounds", "3",
+        "--stage", "final", "--seeds", "3", "--search-seeds", "0", "--search-rounds", "3",
         "--rounds", "4", tmp_path=tmp_path,
     )  # fmt: skip
     log, _ = final.communicate(timeout=300)
@@ -334,14 +351,19 @@ def test_final_seeds_apart_from_the_search_seed(tmp_path: Path) -> None:
             for lr in [r["lr"]]
         }
         assert best[row["chosen_lr"]] == max(best.values())
-        assert row["seeds"] == [1]
+        assert row["seeds"] == [3]
         chosen[row["method"]] = row["chosen_lr"]
-    assert after.keys() - searched.keys() == {f"{m}-lr{lr:g}-s1" for m, lr in chosen.items()}
+    assert after.keys() - searched.keys() == {f"{m}-lr{lr:g}-s3" for m, lr in chosen.items()}
     text = (tmp_path / "results" / "smoke.md").read_text()
-    assert "learning rates searched with seed 0" in text and "(cpu: 6 runs)" in text
+    assert "learning rates searched with seed 0" in text
+    assert f"(cpu: {len(searched) + 2} runs)" in text
     # both stages' commands, each with how it was started
     assert "search, started with `python scripts/reproduce.py smoke --stage search" in text
-    assert "final, started with `python scripts/reproduce.py smoke --stage final --seeds 1" in text
+    assert "final, started with `python scripts/reproduce.py smoke --stage final --seeds 3" in text
+    # a final seed among the search seeds is refused
+    clash = reproduce("--stage", "report", "--seeds", "0", tmp_path=tmp_path)
+    log, _ = clash.communicate(timeout=60)
+    assert clash.returncode != 0 and "must be disjoint" in log
 
 
 def test_joblib_launcher_runs_two_jobs_at_once(tmp_path: Path) -> None:
@@ -353,7 +375,7 @@ def test_joblib_launcher_runs_two_jobs_at_once(tmp_path: Path) -> None:
     assert run.returncode == 0, log[-3000:]
     assert "hydra/launcher=joblib" in log and "hydra.launcher.n_jobs=2" in log
     runs = sorted((tmp_path / "out").glob("*/.hydra/hydra.yaml"))
-    assert len(runs) == 4
+    assert len(runs) >= 4  # the grid's, and any rate the search added
     hydra = runs[0].read_text()
     assert "hydra_joblib_launcher" in hydra and "n_jobs: 2" in hydra
     assert "threads: 1" in (runs[0].parent / "config.yaml").read_text()
@@ -377,3 +399,35 @@ def test_arguments_a_table_controls_are_refused(args: list[str], message: str, c
         script.parse(["smoke", *args])
     assert exit_.value.code == 2 and message in capsys.readouterr().err
     assert script.parse(["smoke", "--jobs", "2", "threads=1"]).launcher == "joblib"
+
+
+def test_results_go_under_the_output_and_a_fuller_table_is_kept(tmp_path: Path, capsys) -> None:
+    """Without --results the table is written under OUT/results; a table there with more rounds
+    or more finished seeds is not overwritten unless --force (issue 20: a smoke run once replaced
+    the committed digits table)."""
+    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "scripts" / "reproduce.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "out"
+    script.main(["smoke", "--stage", "report", "--out", str(out)])
+    written = json.loads((out / "results" / "smoke.json").read_text())
+    assert written["rounds"] == 40 and (out / "results" / "smoke.md").is_file()
+
+    committed = tmp_path / "committed"
+    committed.mkdir()
+    held = {"rounds": 3000, "rows": [{"seeds": [2, 3, 4]}]}
+    (committed / "smoke.json").write_text(json.dumps(held))
+    with pytest.raises(SystemExit, match="holds 3000 rounds and up to 3 finished seeds"):
+        script.main(["smoke", "--stage", "report", "--out", str(out), "--results", str(committed)])
+    assert json.loads((committed / "smoke.json").read_text()) == held
+    # as many rounds, fewer finished seeds: kept too
+    held = {"rounds": 40, "rows": [{"seeds": [1]}]}
+    (committed / "smoke.json").write_text(json.dumps(held))
+    with pytest.raises(SystemExit, match="up to 1 finished seeds"):
+        script.main(["smoke", "--stage", "report", "--out", str(out), "--results", str(committed)])
+    script.main(
+        ["smoke", "--stage", "report", "--out", str(out), "--results", str(committed), "--force"]
+    )
+    assert json.loads((committed / "smoke.json").read_text())["rounds"] == 40
+    capsys.readouterr()

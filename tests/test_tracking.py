@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from hiso.config import LoggerConfig, WandbConfig
+from hiso.schema import LoggerConfig, WandbConfig
 from hiso.tracking import (
     Tracker,
     read_jsonl,

@@ -1,23 +1,33 @@
 """From a table's runs to its rows: the learning rate chosen on validation, final figures over
 seeds, and rounds and bytes to reach the reference method's best validation accuracy.
 
-Selection never looks at the test split: a method's learning rate is the one whose search run
-(first seed) has the highest validation accuracy within the search rounds, and the rounds to the
+Selection never looks at the test split: a method's learning rate is the one whose search runs
+have the highest mean best validation accuracy over the search seeds within the search rounds,
+on a grid extended until that rate is bracketed (hiso/reproduce/search.py), and the rounds to the
 reference's best are read off the mean validation curves over seeds.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
+from hiso.reproduce.search import Search, Trial, search
+from hiso.reproduce.significance import bootstrap_interval, pooled_mcnemar
 from hiso.reproduce.sweep import is_failed, rounds_reached
 from hiso.reproduce.tables import Cell, Method, Table
 from hiso.tracking.curves import BYTES, CurvePoint, is_number, mean_curve
+from hiso.tracking.predictions import decode
 
 VAL = "val_accuracy"
+# the evaluations whose per-example test correctness a run stores: the last round's and the best
+# validation round's
+CORRECTNESS = ("final", "best")
 # summary figures averaged over seeds
 FIGURES = (
     "final_test_accuracy",
@@ -61,22 +71,6 @@ def best_validation(history: list[dict], upto: int | None = None) -> tuple[float
     return best
 
 
-def choose_lr(
-    search: dict[float, list[dict]], upto: int | None, failed: frozenset[float] = frozenset()
-) -> float | None:
-    """The learning rate whose history has the highest validation accuracy within `upto` rounds
-    (ties: the one reaching it first); None when a rate has no validation point. A rate whose run
-    failed (diverged) is chosen only when every rate failed: its best validation accuracy came
-    before the failure, and the final seeds need a rate that lasts their rounds."""
-    scored: dict[float, tuple[bool, float, int]] = {}
-    for lr, history in search.items():
-        best = best_validation(history, upto)
-        if best is None:
-            return None
-        scored[lr] = (lr not in failed, best[0], -best[1])
-    return max(scored, key=scored.__getitem__, default=None)
-
-
 def first_reaching(curve: Sequence[CurvePoint], target: float) -> CurvePoint | None:
     return next((p for p in curve if p.mean >= target), None)
 
@@ -103,44 +97,58 @@ def spread(values: dict[int, Any]) -> dict[str, Any]:
     }
 
 
+def method_search(
+    method: Method,
+    runs: list[RunRecord],
+    search_seeds: Sequence[int],
+    upto: int,
+    limit: int,
+) -> Search:
+    """The method's search over the runs found: a rate counts once every search seed's run has
+    `upto` rounds (finished or not: a run continued past the search keeps its first rounds) or
+    has failed."""
+    found = {
+        (r.lr, r.seed): r for r in runs if r.seed in search_seeds and r.history and r.searched(upto)
+    }
+
+    def trial(lr: float) -> Trial | None:
+        best, rounds, failed = {}, {}, {}
+        for seed in search_seeds:
+            run = found.get((lr, seed))
+            top = None if run is None else best_validation(run.history, upto)
+            if run is None or top is None:
+                return None
+            best[seed], rounds[seed] = top
+            if is_failed(run.summary):
+                failed[seed] = rounds_reached(run.summary)
+        return Trial(lr, best, rounds, failed)
+
+    return search(method.lrs, trial, limit)
+
+
 def method_row(
     method: Method,
     runs: list[RunRecord],
-    seeds: Sequence[int],
-    search_seed: int,
+    table: Table,
     search_upto: int,
     reference: list[RunRecord] | None,
 ) -> dict[str, Any]:
     """One (cell, method) row: the search, the chosen rate and the final figures over seeds.
 
-    `runs` are the method's runs in the cell; a search run counts once it has `search_upto`
-    rounds (finished or not: a run continued past the search keeps its first rounds) or has
-    failed, a final run once finished. `reference` holds the reference method's final runs
-    (None: the cell has none).
+    `runs` are the method's runs in the cell; a final run counts once finished. `reference`
+    holds the reference method's final runs (None: the cell has none).
     """
-    search = {
-        r.lr: r.history
-        for r in runs
-        if r.seed == search_seed and r.lr in method.lrs and r.history and r.searched(search_upto)
-    }
-    failed_at = {
-        r.lr: rounds_reached(r.summary)
-        for r in runs
-        if r.seed == search_seed and r.lr in search and is_failed(r.summary)
-    }
-    if len(method.lrs) == 1:
-        chosen: float | None = method.lrs[0]
-    elif len(search) == len(method.lrs):
-        chosen = choose_lr(search, search_upto, frozenset(failed_at))
-    else:
-        chosen = None
+    seeds = table.seeds
+    found = method_search(method, runs, table.search_seeds, search_upto, table.max_extensions)
+    chosen = found.chosen
     tried = {}
-    for lr in method.lrs:
-        best = best_validation(search[lr], search_upto) if lr in search else None
+    for lr in sorted(found.trials):
+        t = found.trials[lr]
         tried[repr(lr)] = {
-            "best_val_accuracy": None if best is None else best[0],
-            "best_round": None if best is None else best[1],
-            "failed_at_round": failed_at.get(lr),
+            "best_val_accuracy": t.score,
+            "best_val_accuracy_per_seed": t.best,
+            "best_round": round(statistics.fmean(t.rounds.values())),
+            "failed_at_round": min(t.failed_at.values(), default=None),
         }
     final = sorted(
         (r for r in runs if r.lr == chosen and r.seed in seeds and r.finished),
@@ -152,6 +160,9 @@ def method_row(
         "algorithm": method.algo,
         "lrs_tried": tried,
         "chosen_lr": chosen,
+        "bracketed": found.bracketed,
+        "search_log": found.log,
+        "search_pending": found.pending,
         "seeds": [r.seed for r in final],
         "runs_expected": len(seeds),
     }
@@ -193,23 +204,71 @@ def table_rows(
         if table.reference in runs:
             ref_method = table.method(table.reference)
             ref_runs = runs[ref_method.name]
-            ref_row = method_row(
-                ref_method, ref_runs, table.seeds, table.selection_seed, search_upto, None
-            )
+            ref_row = method_row(ref_method, ref_runs, table, search_upto, None)
             reference = _final(ref_row, ref_runs) or None
-        cell_rows = [
-            method_row(m, runs[m.name], table.seeds, table.selection_seed, search_upto, reference)
-            for m in methods
-        ]
+        cell_rows = [method_row(m, runs[m.name], table, search_upto, reference) for m in methods]
         base = next(
             (r["rounds_to_reference_best"] for r in cell_rows if r["method"] == table.reference),
             None,
         )
-        for row in cell_rows:
+        for method, row in zip(methods, cell_rows, strict=True):
             own = row["rounds_to_reference_best"]
             paper = cell.paper.get(row["method"])
             row["cell"] = cell.name
             row["speedup"] = base / own if base and own else None
             row["paper"] = {"accuracy": None, "rounds": None} if paper is None else asdict(paper)
+            final = _final(row, runs[method.name])
+            against = reference if method.name != table.reference else None
+            row["speedup_ci95"] = speedup_interval(final, against or []) if row["speedup"] else None
+            row["paired_test"] = {
+                kind: pooled_mcnemar(paired_correctness(final, against or [], kind))
+                for kind in CORRECTNESS
+            }
         rows.extend(cell_rows)
     return rows
+
+
+def speedup(
+    runs: dict[int, list[dict]], reference: dict[int, list[dict]], seeds: list[int]
+) -> float:
+    """The reference's rounds to its best mean validation accuracy over `seeds` divided by the
+    method's rounds to it on its mean curve over the same seeds (0: not reached)."""
+    target_curve = mean_curve([reference[s] for s in seeds])
+    target = max(p.mean for p in target_curve)
+    ref_hit = first_reaching(target_curve, target)
+    hit = first_reaching(mean_curve([runs[s] for s in seeds]), target)
+    assert ref_hit is not None
+    if hit is None:
+        return 0.0
+    if hit.round == 0:
+        return 1.0 if ref_hit.round == 0 else math.inf
+    return ref_hit.round / hit.round
+
+
+def speedup_interval(
+    final: list[RunRecord], reference: list[RunRecord]
+) -> tuple[float, float] | None:
+    """95% bootstrap interval of the speed-up over the seeds both have, resampled in pairs."""
+    runs = {r.seed: r.history for r in final}
+    ref = {r.seed: r.history for r in reference}
+    seeds = sorted(runs.keys() & ref.keys())
+    return bootstrap_interval(seeds, lambda drawn: speedup(runs, ref, drawn))
+
+
+def paired_correctness(
+    final: list[RunRecord], reference: list[RunRecord], kind: str
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(method, reference) per-example test correctness at each seed both stored it (summary
+    key `test_correct`, hiso/tracking/predictions.py) on the same number of examples."""
+
+    def bits(run: RunRecord) -> np.ndarray | None:
+        entry = ((run.summary or {}).get("test_correct") or {}).get(kind)
+        return None if entry is None else decode(entry)
+
+    ref = {r.seed: bits(r) for r in reference}
+    pairs = []
+    for run in final:
+        mine, theirs = bits(run), ref.get(run.seed)
+        if mine is not None and theirs is not None and mine.size == theirs.size:
+            pairs.append((mine, theirs))
+    return pairs

@@ -1,17 +1,19 @@
 """How HiSo's curvature H evolved in a table's runs, read off the summaries logged with each
 evaluation (hiso/optim/curvature.py): the median of H, its spread across parameters (q95/q05),
-the fraction at the floor, and the effective learning rate lr * sqrt(mean 1/H), the rate at
-which DeComFL would take steps of the same mean squared length."""
+the fraction at the floor, and the effective learning rate lr * mean(1/H)
+(hiso.optim.curvature.effective_lr): HiSo's scalars shrink by H^-1/2 as its directions do, so its
+expected step is lr H^-1 grad f and DeComFL at lr * mean(1/H) takes the same mean step
+(tests/test_effective_rate.py)."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from hiso.optim.curvature import effective_lr
 from hiso.reproduce.aggregate import RunRecord
 
 KEYS = (
@@ -34,7 +36,7 @@ def trajectory(record: RunRecord) -> list[dict[str, float]]:
                 "round": row["round"],
                 **{k: float(row[k]) for k in KEYS},
                 "spread": row["curvature_q95"] / row["curvature_q05"],
-                "effective_lr": record.lr * math.sqrt(row["curvature_inverse_mean"]),
+                "effective_lr": effective_lr(record.lr, row["curvature_inverse_mean"]),
             }
         )
     return points
@@ -56,8 +58,10 @@ parameter, plus the noise of u_i^2: H settles near sqrt(s / P) everywhere, that 
 (|grad f|^2 / P)^(1/3), with a spread over parameters set by beta and by how much the scalars
 vary from round to round, not by the loss's curvature (tests/test_zo.py shows it on a quadratic
 whose Hessian spans four decades: H's median is the same, within 3%, on its flattest and its
-steepest quarter). HiSo is then DeComFL with a step scaled by H^-1/2 (the effective rate above,
-which also adapts to the scalars' size) and multiplied by per-coordinate noise.
+steepest quarter). The scalars shrink by H^-1/2 as the directions do, so the expected step is
+lr H^-1 grad f: with H held at h, HiSo(lr, mu) is DeComFL(lr / h, mu / sqrt(h)). HiSo is then
+DeComFL at the effective rate lr * mean(1/H) above (which adapts to the scalars' size, and is not
+DeComFL's rate unless mean(1/H) = 1), with per-coordinate noise on top.
 """
 
 
@@ -76,12 +80,11 @@ def section(
     lines = [
         "## HiSo's curvature H\n",
         "Per run at its last evaluation: the median of H over parameters (sampled), the spread "
-        "q95/q05, the fraction of entries at the floor, sqrt(mean 1/H) (HiSo's step length "
-        "relative to DeComFL's at the same rate) and the effective rate lr * sqrt(mean 1/H)"
+        "q95/q05, the fraction of entries at the floor, mean(1/H) (HiSo's mean step relative "
+        "to DeComFL's at the same rate) and the effective rate lr * mean(1/H)"
         + (f"; {reference}'s chosen rate is {reference_lr!r}." if reference_lr else ".")
         + "\n",
-        "| method | lr | seed | round | median H | q95/q05 | at floor | sqrt(mean 1/H) "
-        "| effective lr |",
+        "| method | lr | seed | round | median H | q95/q05 | at floor | mean(1/H) | effective lr |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for record, points in sorted(runs, key=lambda rt: (rt[0].method, rt[0].lr, rt[0].seed)):
@@ -90,7 +93,7 @@ def section(
             f"| {record.method} | {record.lr!r} | {record.seed} | {last['round']} "
             f"| {last['curvature_q50']:.3g} "
             f"| {last['spread']:.2f} | {last['curvature_floor_fraction']:.3f} "
-            f"| {math.sqrt(last['curvature_inverse_mean']):.3g} | {last['effective_lr']:.3g} |"
+            f"| {last['curvature_inverse_mean']:.3g} | {last['effective_lr']:.3g} |"
         )
     lines.append(READING)
     if by_tensor is not None and by_tensor.is_file():
@@ -128,7 +131,7 @@ def plot(records: list[RunRecord], reference_lr: float | None, reference: str, p
     if reference_lr:
         right.axhline(reference_lr, color="black", linestyle="--", label=f"{reference} lr")
     left.set(yscale="log", xlabel="round", ylabel="H: median, q05-q95 band")
-    right.set(yscale="log", xlabel="round", ylabel="lr * sqrt(mean 1/H)")
+    right.set(yscale="log", xlabel="round", ylabel="effective lr: lr * mean(1/H)")
     left.set_title("HiSo's curvature over parameters")
     right.set_title("effective learning rate")
     for ax in (left, right):

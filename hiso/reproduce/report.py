@@ -14,6 +14,7 @@ from typing import Any
 from hiso.reproduce import curvature
 from hiso.reproduce.aggregate import VAL, RunRecord
 from hiso.reproduce.noise import compare, reading
+from hiso.reproduce.significance import BOOTSTRAP_SEED, RESAMPLES, verdict
 from hiso.reproduce.tables import Table
 from hiso.tracking.curves import BYTES
 from hiso.tracking.plots import plot_bands
@@ -96,13 +97,16 @@ def results_table(table: Table, rows: list[dict[str, Any]]) -> str:
     head = (
         "| method | lr chosen (tried: best val. %) | seeds | final test acc. % | paper | "
         "final val. acc. % | test acc. at best val. round % | best val. acc. % | "
-        f"rounds to {ref}'s best val. (per seed) | speed-up vs {ref} | paper rounds | "
+        f"rounds to {ref}'s best val. (per seed) | speed-up vs {ref} [95% CI] | paper rounds | "
         "bytes to that round: measured / HiSo conv. / DeComFL conv. | s/round | wall per run |"
     )
     lines = [head, "|" + "---|" * 14]
     for row in rows:
         b = row["bytes_to_reference_best"]
         speedup = "-" if row["speedup"] is None else f"{row['speedup']:.2f}x"
+        if row.get("speedup_ci95"):
+            low, high = row["speedup_ci95"]
+            speedup += f" [{low:.2f}, {high:.2f}]"
         lines.append(
             f"| {row['label']} | {_lrs(row)} | {len(row['seeds'])}/{row['runs_expected']} "
             f"| {_percent(row['final_test_accuracy'])} | {_paper(row['paper']['accuracy'])} "
@@ -138,8 +142,13 @@ def markdown(
         f"# {table.title}\n",
         f"Encodes: {table.source}. {table.note}".rstrip() + "\n",
         f"Experiment `+experiment={table.experiment}`; seeds {', '.join(map(str, table.seeds))}; "
-        f"{rounds} rounds; learning rates searched with seed {table.selection_seed} over "
-        f"{search_rounds} rounds and chosen on the highest best validation accuracy (bold). "
+        f"{rounds} rounds; learning rates searched with seed"
+        f"{'s' if len(table.search_seeds) > 1 else ''} "
+        f"{', '.join(map(str, table.search_seeds))} over {search_rounds} rounds and chosen on the "
+        "highest mean best validation accuracy over the search seeds (bold); a grid whose best "
+        "sat on an edge was extended past it by the grid's factor until the best was inside or "
+        "the rate beyond it diverged, and refined to at most 2x spacing around the best "
+        "(see the search log). "
         "Accuracies are means ± standard deviation over the finished seeds at the chosen rate; "
         "rounds to the reference's best validation accuracy are read off the mean validation "
         "curves (per seed: against the same seed's reference). Bytes: the wire's measured "
@@ -152,6 +161,19 @@ def markdown(
         if cell:
             parts.append(f"## {cell}\n")
         parts.append(results_table(table, cell_rows))
+    log = [
+        f"- {row['label']}{' (' + row['cell'] + ')' if row['cell'] else ''}: {line}"
+        for row in rows
+        for line in row["search_log"]
+    ]
+    log += [
+        f"- {row['label']}: the search stopped at its extension limit with the best rate "
+        f"{row['chosen_lr']!r} on an edge (not bracketed)"
+        for row in rows
+        if row["bracketed"] is False
+    ]
+    if log:
+        parts.append("## Search log\n\n" + "\n".join(log) + "\n")
     if commands:
         parts.append("## Commands\n")
         # the newest command of each stage and invocation (a stage's runs may be split up, e.g.
@@ -217,13 +239,39 @@ def noise_section(table: Table, rows: list[dict[str, Any]], records: list[RunRec
     return "## Against the noise\n\n" + "\n".join(lines) + "\n\n"
 
 
+def paired_section(table: Table, rows: list[dict[str, Any]]) -> str:
+    """McNemar's paired test of each method against the reference on the test examples, at the
+    final round and at the best validation round (hiso/reproduce/significance.py), in words."""
+    ref = table.method(table.reference).title
+    lines = []
+    for row in rows:
+        tests = row.get("paired_test") or {}
+        if row["method"] == table.reference or not any(tests.values()):
+            continue
+        where = f" ({row['cell']})" if row["cell"] else ""
+        for kind, name in (("final", "final round"), ("best", "best validation round")):
+            lines.append(f"- {row['label']}{where} vs {ref}, {name}: {verdict(tests.get(kind))}.")
+    if not lines:
+        return ""
+    return (
+        "## Paired tests\n\n"
+        "McNemar's test on the same test examples, each method's run paired with the "
+        "reference's at the same seed, the discordant examples pooled over seeds "
+        f"{', '.join(map(str, table.seeds))}; the speed-up's "
+        f"interval is a bootstrap over seeds ({RESAMPLES} resamples, generator seed "
+        f"{BOOTSTRAP_SEED}, percentiles 2.5 and 97.5, method and reference resampled at the same "
+        "seeds).\n\n" + "\n".join(lines) + "\n\n"
+    )
+
+
 def csv_text(rows: list[dict[str, Any]]) -> str:
     stats = ("final_test_accuracy", "final_val_accuracy", "best_val_accuracy")
     stats += ("test_accuracy_at_best", "seconds_per_round", "total_seconds")
     header = ["cell", "method", "algorithm", "chosen_lr", "lrs_tried", "seeds"]
     for key in stats:
         header += [f"{key}_mean", f"{key}_std"]
-    header += ["rounds_to_reference_best", "speedup"]
+    header += ["rounds_to_reference_best", "speedup", "speedup_ci95_low", "speedup_ci95_high"]
+    header += [f"mcnemar_{kind}_{part}" for kind in ("final", "best") for part in ("b", "c", "p")]
     header += [f"bytes_to_reference_best_{name}" for name in BYTES]
     header += ["paper_accuracy", "paper_rounds"]
     buffer = io.StringIO()
@@ -235,7 +283,14 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
         line.append(" ".join(map(str, row["seeds"])))
         for key in stats:
             line += [row[key]["mean"], row[key]["std"]]
-        line += [row["rounds_to_reference_best"], row["speedup"]]
+        line += [
+            row["rounds_to_reference_best"],
+            row["speedup"],
+            *(row["speedup_ci95"] or ("", "")),
+        ]
+        for kind in ("final", "best"):
+            test = (row.get("paired_test") or {}).get(kind) or {}
+            line += [test.get("b"), test.get("c"), test.get("p")]
         line += [row["bytes_to_reference_best"][name] for name in BYTES]
         line += [row["paper"]["accuracy"], row["paper"]["rounds"]]
         writer.writerow(["" if v is None else v for v in line])
@@ -261,6 +316,27 @@ def run_entry(record: RunRecord, command: list[str]) -> dict[str, Any]:
         "figures": {key: summary.get(key) for key in SUMMARY_KEYS},
         "curve": curve,
     }
+
+
+def finished_seeds(document: dict[str, Any]) -> int:
+    """The most final seeds any row of a table's JSON holds."""
+    return max((len(row.get("seeds") or ()) for row in document.get("rows", ())), default=0)
+
+
+def overwrite_refusal(path: Path, document: dict[str, Any]) -> str | None:
+    """Why writing `document` over the table at `path` would lose results (None: it would not):
+    the table there holds more rounds or more finished seeds."""
+    if not path.is_file():
+        return None
+    held = json.loads(path.read_text(encoding="utf-8"))
+    rounds, seeds = int(held.get("rounds") or 0), finished_seeds(held)
+    new_rounds, new_seeds = int(document["rounds"]), finished_seeds(document)
+    if new_rounds < rounds or new_seeds < seeds:
+        return (
+            f"{path} holds {rounds} rounds and up to {seeds} finished seeds per method; this "
+            f"table has {new_rounds} rounds and up to {new_seeds}: not overwritten"
+        )
+    return None
 
 
 def write(

@@ -11,6 +11,7 @@ interrupted or shorter run continues where it stopped.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -84,14 +85,31 @@ class Run:
 
 
 def search_runs(table: Table, cells: tuple[Cell, ...]) -> list[Run]:
-    """Every learning rate of every method with the search seed."""
-    seed = table.selection_seed
+    """Every rate of every method's grid with every search seed (the rates a search adds come
+    from hiso/reproduce/search.py)."""
     return [
         Run(cell, method, lr, seed)
         for cell in cells
         for method in table.cell_methods(cell)
+        if len(method.lrs) > 1
         for lr in method.lrs
+        for seed in table.search_seeds
     ]
+
+
+def rates_on_disk(out: Path, cell: Cell, method: Method) -> list[float]:
+    """Every learning rate with a run directory of the method in the cell (grid or added)."""
+    folder = out / cell.name if cell.name else out
+    pattern = re.compile(rf"{re.escape(method.name)}-lr(.+)-s\d+")
+    found = set()
+    for path in folder.glob(f"{method.name}-lr*-s*"):
+        match = pattern.fullmatch(path.name)
+        if match and path.is_dir():
+            try:
+                found.add(float(match.group(1)))
+            except ValueError:
+                continue
+    return sorted(found)
 
 
 def final_runs(table: Table, cells: tuple[Cell, ...], chosen: dict[str, float]) -> list[Run]:

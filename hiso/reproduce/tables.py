@@ -2,13 +2,17 @@
 grids, the seeds and rounds, the cells (model x task) of a paper's table and its figures.
 
 A table's runs are (cell, method, learning rate, seed). The search stage runs every learning rate
-of every method with the first seed for `search_rounds`; the final stage runs, for each method, the
-rate with the highest best validation accuracy in the search with every seed for `rounds`.
+of every method with each search seed for `search_rounds`, extending and refining each grid until
+its best rate is bracketed (hiso/reproduce/search.py); the final stage runs, for each method, the
+rate with the highest mean best validation accuracy over the search seeds with every final seed
+(disjoint from the search seeds) for `rounds`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from hiso.reproduce.search import MAX_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -62,10 +66,13 @@ class Table:
     methods: tuple[Method, ...]
     seeds: tuple[int, ...]
     rounds: int
-    # rounds of the learning-rate search (one seed); None: `rounds`
+    # the seeds of the learning-rate search (disjoint from `seeds`: the finals carry no luck of
+    # the selection)
+    search_seeds: tuple[int, ...] = (0,)
+    # rounds of the learning-rate search; None: `rounds`
     search_rounds: int | None = None
-    # the seed of the learning-rate search; None: the first of `seeds`
-    search_seed: int | None = None
+    # extensions of a grid allowed past each of its ends (hiso/reproduce/search.py)
+    max_extensions: int = MAX_EXTENSIONS
     # the method whose best validation accuracy the others are timed against
     reference: str = "decomfl"
     cells: tuple[Cell, ...] = (Cell(),)
@@ -73,10 +80,14 @@ class Table:
     overrides: tuple[str, ...] = ("logger=none",)
     note: str = ""
 
-    @property
-    def selection_seed(self) -> int:
-        """The seed whose search runs choose each method's learning rate."""
-        return self.seeds[0] if self.search_seed is None else self.search_seed
+    def __post_init__(self) -> None:
+        shared = sorted(set(self.seeds) & set(self.search_seeds))
+        if not self.search_seeds or shared:
+            raise ValueError(
+                f"table {self.name}: search seeds {list(self.search_seeds)} and final seeds "
+                f"{list(self.seeds)} must be disjoint and the search seeds not empty"
+                + (f" (both hold {shared})" if shared else "")
+            )
 
     def method(self, name: str) -> Method:
         return next(m for m in self.methods if m.name == name)
@@ -121,7 +132,8 @@ HISO_PAPER = Table(
         Method("fedadam", "fedadam", (1e-5, 5e-5, 1e-4), label="FedAdam"),
         Method("fedzo", "fedzo", (2e-6, 5e-6, 1e-5), label="FedZO"),
     ),
-    seeds=(0, 1, 2),
+    seeds=(1, 2, 3),
+    search_seeds=(0,),
     rounds=2000,
     cells=tuple(
         Cell(
@@ -167,7 +179,8 @@ DECOMFL_PAPER = Table(
     "learning rates are not recorded here, so the grids span MeZO's and the HiSo paper's",
     experiment="decomfl-paper",
     methods=_decomfl_methods((1e-6, 2e-6, 5e-6), (1e-7, 1e-6)),
-    seeds=(0, 1, 2),
+    seeds=(1, 2, 3),
+    search_seeds=(0,),
     rounds=3000,
     cells=tuple(
         Cell(model, dataset, paper=_DECOMFL_FIGURES.get((model, dataset), {}))
@@ -182,7 +195,8 @@ DECOMFL_LORA = Table(
     source="DeComFL (arXiv 2405.15861), the LoRA table (r 8, alpha 16, q_proj and v_proj)",
     experiment="decomfl-paper-lora",
     methods=_decomfl_methods((5e-5, 1e-4, 5e-4), (5e-5, 1e-4)),
-    seeds=(0, 1, 2),
+    seeds=(1, 2, 3),
+    search_seeds=(0,),
     rounds=3000,
     cells=tuple(Cell("opt-125m", dataset) for dataset in _DECOMFL_TASKS),
 )
@@ -223,7 +237,8 @@ DIGITS = Table(
             "MeZO",
         ),
     ),
-    seeds=(0, 1, 2),
+    seeds=(2, 3, 4),
+    search_seeds=(0, 1),
     rounds=3000,
     cells=(Cell(paper=_MNIST),),
     note="The paper's figures are on MNIST with a larger CNN: context, not targets.",
@@ -241,7 +256,7 @@ MOVIE_STUDY = Table(
     # rates chosen on seed 0's search, reported on four other seeds: the reported figures carry
     # no luck of the selection
     seeds=(1, 2, 3, 4),
-    search_seed=0,
+    search_seeds=(0,),
     rounds=500,
     search_rounds=200,
     note="The HiSo paper reports 1.4x to 5.4x fewer rounds to DeComFL's best accuracy "
@@ -257,7 +272,10 @@ SMOKE = Table(
         Method("decomfl", "decomfl", (1e-3, 2e-3), label="DeComFL"),
         Method("hiso", "hiso", (1e-3, 2e-3), label="HiSo"),
     ),
-    seeds=(0, 1),
+    seeds=(1, 2),
+    search_seeds=(0,),
+    # one extension past each end: the machinery, in seconds
+    max_extensions=1,
     rounds=40,
     search_rounds=20,
     overrides=(
