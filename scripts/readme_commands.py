@@ -7,10 +7,10 @@ reader would: each ```bash block, its commands in order, in a fresh copy of the 
 
 The rules, per command (continuation lines joined):
 - a trailing comment containing `# not run: REASON` skips it; it is listed with its reason;
-- `hiso-run`, `make`, `python` and `accelerate` commands are runs: run in full, a training run
-  is shortened to SHORT, 2 rounds with 16 test and 16 validation examples (appended to a
-  `hiso-run` command line, to `make run`'s ARGS, and with 2 rounds per stage to
-  `scripts/reproduce.py`), anything else runs as written; with --compose,
+- `hiso-run`, `make`, `python`, `accelerate` and the package's other console scripts (RUNS) are
+  runs: run in full, a training run is shortened to SHORT, 2 rounds with 16 test and 16
+  validation examples (appended to a `hiso-run` command line, to `make run`'s ARGS, and with 2
+  rounds per stage to `scripts/reproduce.py`), anything else runs as written; with --compose,
   each `hiso-run` command (skipped ones too) gets `--cfg job` (composed and validated, nothing
   runs; in this process, its words split as bash splits a command without expansions) and
   the other runs are left to the full check;
@@ -43,7 +43,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = ("federation.rounds=2", "dataset.max_test=16", "dataset.validation_size=16")
-RUNS = ("hiso-run", "make", "python", "accelerate")
+RUNS = (
+    "hiso-run",
+    "make",
+    "python",
+    "accelerate",
+    "hiso-run-export",
+    "hiso-summarize",
+    "hiso-plot",
+)
 INFO_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i")
 NOT_RUN = "# not run:"
 # the pages whose bash blocks users copy, relative to the checkout
