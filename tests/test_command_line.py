@@ -96,3 +96,25 @@ def test_patience_stops_the_run_early_and_scores_its_models(tmp_path: Path) -> N
     assert (
         summary["test_accuracy_at_best"] is not None and summary["final_test_accuracy"] is not None
     )
+
+
+def test_console_scripts_point_at_the_commands() -> None:
+    """Every console script of pyproject.toml names a function that exists; hiso-reproduce runs
+    scripts/reproduce.py's command from the checkout."""
+    import importlib
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
+    assert {"hiso-run", "hiso-run-export", "hiso-summarize", "hiso-plot", "hiso-reproduce"} <= set(
+        scripts
+    )
+    for target in scripts.values():
+        module, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module), function)), target
+    done = python(
+        ASKS.format(argv=["hiso-reproduce", "--help"], entry="main").replace(
+            "hiso.cli", "hiso.reproduce_command"
+        )
+    )
+    assert done.returncode == 0 and done.stdout.startswith("usage: hiso-reproduce"), done.stderr
