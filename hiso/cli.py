@@ -23,9 +23,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from hiso.caches import redirect_caches
-from hiso.config import SetupError, conf_dir, register_configs, validate
+from hiso.config import conf_dir, register_configs, validate
 from hiso.federation.processes import Processes, launched_processes, launched_rank, start_processes
 from hiso.preflight import check_command, check_logger, exit_input_error, read_checked_data
+from hiso.schema import SetupError
 from hiso.stop import Interrupted, StopSignals
 
 register_configs()
@@ -77,7 +78,7 @@ def run(
         rounds = cfg.federation.rounds
         tracker = Tracker(run_dir, cfg.logger, container, rounds, run_name=name, history=history)
         checkpoints = RunCheckpoints(run_dir, cfg, container, list(overrides), simulation, tracker)
-        simulation.announce = tracker.note
+        simulation.evaluation.announce = tracker.note
         extras: dict[str, Any] = {
             "algorithm": cfg.algo.name,
             "model": cfg.model.name,

@@ -21,17 +21,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from hiso.config import (
-    ConfigError,
-    LoggerConfig,
-    ModelConfig,
-    SetupError,
-    conf_dir,
-    unknown_field,
-    validate,
-)
+from hiso.config import conf_dir, unknown_field, validate
 from hiso.data.partition import check_shard_size
 from hiso.hub import set_hub_mode
+from hiso.schema import ConfigError, LoggerConfig, ModelConfig, SetupError
 
 if TYPE_CHECKING:
     from hiso.tasks.templates import Template

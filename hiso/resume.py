@@ -19,7 +19,8 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from hiso.config import RunConfig, SetupError, compose_config, validate
+from hiso.config import compose_config, validate
+from hiso.schema import RunConfig, SetupError
 from hiso.tracking.checkpoint import Checkpoints
 from hiso.tracking.tracker import SUMMARY
 

@@ -53,8 +53,9 @@ from transformers import OPTConfig, OPTForCausalLM
 
 from hiso.cli import resolve_device
 from hiso.config import compose_config
+from hiso.federation.device import forward_autocast, peak_memory_bytes
 from hiso.federation.server import sample_clients
-from hiso.federation.simulator import Simulation, forward_autocast, peak_memory_bytes
+from hiso.federation.simulator import Simulation
 from hiso.models import build_model
 from hiso.models.hf import load_tokenizer
 from hiso.optim.directions import DirectionStream
@@ -192,7 +193,7 @@ def next_batches(sim: Simulation, rnd: int) -> list[list[int]]:
 def bare_forwards(sim: Simulation, batches: list[list[int]]) -> None:
     """The P + 1 evaluations of a forward-difference round, alone: the simulator's own loss
     function, so the same concatenated batch in the same length buckets."""
-    losses = sim.client_losses(batches)
+    losses = sim.forwards.client_losses(batches)
     for _ in range(sim.cfg.algo.num_perturbations + 1):
         losses()
 
@@ -246,7 +247,7 @@ def time_rounds(sim: Simulation, timing: Timing, bench: Bench, forwards: bool, n
             with timed(timing.forwards_s if keep else [], sim.device):
                 bare_forwards(sim, batches)
             if keep and sim.task.lengths(batches[0]) is not None:
-                plan = sim.forwards([i for b in batches for i in b])
+                plan = sim.forwards.forwards([i for b in batches for i in b])
                 timing.tokens.append(sum(int(b["input_ids"].numel()) for _, b in plan))
         with timed(timing.round_s if keep else [], sim.device):
             sim.run_round(rnd)

@@ -52,15 +52,15 @@ def compare(overrides: Sequence[str], directions: int) -> dict[str, Any]:
         f = sim.cfg.federation
         ids = sample_clients(cfg.seed, 0, f.num_clients, f.clients_per_round)
         batches = [sim.clients[i].next_batch(cfg.optim.batch_size) for i in ids]
-        assert sim.zo is not None
+        zo = sim.algorithm.zo
         start = time.perf_counter()
-        g, _ = sim.zo.estimate(
+        g, _ = zo.estimate(
             sim.params,
             sim.master,
             sim.work,
-            sim.state,
+            sim.algorithm.state,
             derive_seed(cfg.seed, "precision"),
-            sim.client_losses(batches),
+            sim.forwards.client_losses(batches),
         )
         seconds[dtype] = time.perf_counter() - start
         scalars[dtype] = g.astype(np.float64).ravel()

@@ -12,8 +12,8 @@ import pytest
 import torch
 from test_lm_federation import lm_simulation
 
-from hiso.config import ModelConfig
 from hiso.models.hf import TokenizerError, load_causal_lm
+from hiso.schema import ModelConfig
 from hiso.tasks.templates import left_pad, lm_logits
 
 from configs import CPU

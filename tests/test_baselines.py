@@ -12,14 +12,17 @@ import pytest
 import torch
 from test_cli import hiso_run
 
-from hiso.config import ConfigError, compose_config
-from hiso.federation.protocol import ModelPayload
-from hiso.federation.simulator import SimulatedClient, Simulation
+from hiso.config import compose_config
+from hiso.federation.clients import SimulatedClient
+from hiso.federation.server import round_seeds
+from hiso.federation.simulator import Simulation
 from hiso.models import build_model
 from hiso.optim.directions import DirectionStream
 from hiso.optim.fedzo import client_seeds
 from hiso.optim.schedule import LRSchedule
 from hiso.optim.server import AdaptiveStep, MeanStep
+from hiso.protocol import ModelPayload
+from hiso.schema import ConfigError
 from hiso.tracking import read_jsonl
 
 from configs import CPU, digits_config, digits_simulation
@@ -184,7 +187,7 @@ def test_fedzo_round_is_the_mean_of_the_clients_own_zo_trajectories() -> None:
         "optim.lr=0.01",
     )
     x0 = [x.clone() for x in sim.master]
-    seeds = sim.server.plan(0).seeds
+    seeds = round_seeds(sim.cfg.seed, 0, sim.cfg.federation.local_steps)
     trajectories = []
     for c in range(3):
         twin = twin_client(sim, c)
@@ -206,10 +209,10 @@ def test_mezo_step_matches_a_hand_central_difference() -> None:
     )
     cfg = sim.cfg
     assert (cfg.federation.num_clients, cfg.algo.num_perturbations) == (1, 1)
-    assert cfg.algo.difference == "central" and sim.state.curvature is None
+    assert cfg.algo.difference == "central" and sim.algorithm.state.curvature is None
     assert len(sim.clients[0].indices) == sim.task.num_train
     x0 = [x.clone() for x in sim.master]
-    seed = sim.server.plan(0).seeds[0]
+    seed = sim.algorithm.server.plan(0).seeds[0]
     directions = DirectionStream([x.shape for x in x0], CPU, range(len(x0)))
     z = [directions.gaussian(seed, 0, i).clone() for i in range(len(x0))]
     batch = sim.task.batch(twin_client(sim).next_batch(cfg.optim.batch_size), CPU)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from test_lm_federation import lm_simulation
 
-from hiso.federation.simulator import CPU_FORWARD_TOKENS, bucket_policy
+from hiso.federation.device import CPU_FORWARD_TOKENS, bucket_policy
 from hiso.tasks.buckets import length_buckets
 
 from configs import DEVICES
@@ -76,9 +76,12 @@ def test_bucketed_losses_match_one_padded_forward(checkpoint: Path, device: torc
     indices = [i for ix in index_lists for i in ix]
     lengths = many.task.lengths(indices)
     assert lengths is not None and lengths.max() > 1.5 * lengths.min()  # real padding to save
-    plan = many.forwards(indices)
+    plan = many.forwards.forwards(indices)
     assert len(plan) == 4
     assert sum(b["input_ids"].numel() for _, b in plan) < len(indices) * lengths.max()
     np.testing.assert_allclose(
-        many.client_losses(index_lists)(), one.client_losses(index_lists)(), rtol=0, atol=1e-5
+        many.forwards.client_losses(index_lists)(),
+        one.forwards.client_losses(index_lists)(),
+        rtol=0,
+        atol=1e-5,
     )

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from hiso.config import ConfigError, compose_config
+from hiso.config import compose_config
 from hiso.hub import OFFLINE_SWITCHES
+from hiso.schema import ConfigError
 from hiso.tracking import read_jsonl, read_wandb_offline_history
 from hiso.tracking.records import human_bytes
 

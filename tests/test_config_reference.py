@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hiso.config import RunConfig
+from hiso.schema import RunConfig
 
 from configs import load_script
 

@@ -15,7 +15,7 @@ import torch
 from test_lm_federation import lm_simulation
 from test_replay import assert_replicas_hold_the_server_state, run_with_replicas
 
-from hiso.federation.simulator import peak_memory_bytes
+from hiso.federation.device import peak_memory_bytes
 
 from configs import CPU, CUDA, digits_simulation
 
@@ -31,11 +31,11 @@ def test_float32_finite_differences_match_the_cpu() -> None:
     batches = [list(range(0, 8)), list(range(8, 16))]
     generator = torch.Generator().manual_seed(0)
     directions = [torch.randn(x.shape, generator=generator) for x in cpu.master]
-    at_x = [sim.client_losses(batches)() for sim in (cpu, gpu)]
+    at_x = [sim.forwards.client_losses(batches)() for sim in (cpu, gpu)]
     for sim in (cpu, gpu):
         for x, u in zip(sim.master, directions, strict=True):
             x.add_(u.to(x.device), alpha=mu)
-    at_x_mu = [sim.client_losses(batches)() for sim in (cpu, gpu)]
+    at_x_mu = [sim.forwards.client_losses(batches)() for sim in (cpu, gpu)]
     np.testing.assert_allclose(at_x[1], at_x[0], rtol=1e-5)
     differences = [(f1 - f0) / mu for f0, f1 in zip(at_x, at_x_mu, strict=True)]
     np.testing.assert_allclose(differences[1], differences[0], rtol=1e-2, atol=1e-2)
@@ -45,11 +45,14 @@ def test_automatic_length_buckets_keep_one_forward_on_a_gpu(checkpoint: Path) ->
     auto = lm_simulation(checkpoint, "federation.length_buckets=auto", device=CUDA)
     split = lm_simulation(checkpoint, "federation.length_buckets=3", device=CUDA)
     indices = list(range(24))
-    assert len(auto.forwards(indices)) == 1
-    assert len(split.forwards(indices)) == 3
+    assert len(auto.forwards.forwards(indices)) == 1
+    assert len(split.forwards.forwards(indices)) == 3
     index_lists = [indices[:8], indices[8:16], indices[16:]]
     np.testing.assert_allclose(
-        split.client_losses(index_lists)(), auto.client_losses(index_lists)(), rtol=0, atol=1e-5
+        split.forwards.client_losses(index_lists)(),
+        auto.forwards.client_losses(index_lists)(),
+        rtol=0,
+        atol=1e-5,
     )
 
 
@@ -59,7 +62,10 @@ def test_bfloat16_autocast_keeps_float32_masters_and_exact_replay(checkpoint: Pa
     float32 = lm_simulation(checkpoint, device=CUDA)
     bfloat16 = lm_simulation(checkpoint, "model.forward_dtype=bfloat16", device=CUDA)
     index_lists = [list(range(0, 8)), list(range(8, 16))]
-    exact, rounded = float32.client_losses(index_lists)(), bfloat16.client_losses(index_lists)()
+    exact, rounded = (
+        float32.forwards.client_losses(index_lists)(),
+        bfloat16.forwards.client_losses(index_lists)(),
+    )
     assert not np.array_equal(exact, rounded)
     np.testing.assert_allclose(rounded, exact, rtol=5e-2)
     replicas = run_with_replicas(bfloat16)
@@ -79,7 +85,8 @@ def round_peak(checkpoint: Path, algo: str) -> tuple[int, int, int, int]:
     sim.run_round(0)
     peak = peak_memory_bytes(CUDA) - before
     size, largest = sim.num_parameters, max(x.numel() for x in sim.master)
-    probe = 0 if sim.probe is None else sum(8 * i.numel() for i in sim.probe.indices)
+    probe = getattr(sim.algorithm, "probe", None)
+    probe = 0 if probe is None else sum(8 * i.numel() for i in probe.indices)
     del sim
     return peak, size, largest, probe
 

@@ -15,9 +15,10 @@ import transformers
 from test_cli import hiso_run
 
 from hiso import cli
-from hiso.config import ConfigError, DataFiles, DatasetConfig, compose_config
+from hiso.config import compose_config
 from hiso.data.movie_reviews import load_movie_reviews
 from hiso.data.sources import DatasetFormatError
+from hiso.schema import ConfigError, DataFiles, DatasetConfig
 from hiso.tasks import build_task, read_task_data
 from hiso.tasks.custom import prompt_fields, with_truncated_field
 from hiso.tasks.squad import SquadTask

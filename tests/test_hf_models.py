@@ -11,8 +11,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from hiso.config import DatasetConfig, ModelConfig
 from hiso.models.hf import ModelUnavailableError, converted_gguf_dir, load_causal_lm
+from hiso.schema import DatasetConfig, ModelConfig
 from hiso.tasks.templates import left_pad, lm_logits
 from hiso.tasks.text import build_text_task
 

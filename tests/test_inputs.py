@@ -19,9 +19,10 @@ import pytest
 from omegaconf import OmegaConf, open_dict
 
 from hiso import cli, preflight
-from hiso.config import AlgoConfig, ConfigError, LoggerConfig, check_schema
+from hiso.config import check_schema
 from hiso.data.partition import dirichlet_partition
-from hiso.federation.simulator import SimulatedClient
+from hiso.federation.clients import SimulatedClient
+from hiso.schema import AlgoConfig, ConfigError, LoggerConfig
 from hiso.tasks import read_task_data
 
 from configs import digits_config

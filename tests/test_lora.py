@@ -16,7 +16,7 @@ from test_replay import (
     run_with_replicas,
 )
 
-from hiso.config import ConfigError
+from hiso.schema import ConfigError
 
 LORA = ("model.lora.r=4", "model.lora.alpha=16")
 
@@ -40,8 +40,8 @@ def test_lora_trains_exactly_the_adapters_of_the_target_modules(checkpoint: Path
     for name, p in sim.model.named_parameters():
         if name in frozen:
             assert torch.equal(p, frozen[name]), name
-    assert sim.state.curvature is not None
-    assert [h.shape for h in sim.state.curvature] == [x.shape for x in sim.master]
+    assert sim.algorithm.state.curvature is not None
+    assert [h.shape for h in sim.algorithm.state.curvature] == [x.shape for x in sim.master]
 
 
 def test_lora_adapters_are_drawn_from_the_run_seed(checkpoint: Path) -> None:
@@ -88,12 +88,12 @@ def test_first_order_clients_train_with_seeded_dropout(checkpoint: Path) -> None
     the zeroth-order forwards stay in eval mode."""
     sim = lm_simulation(checkpoint, "algo=fedavg", "optim.lr=0.05")
     assert sim.model.config.dropout > 0
-    assert sim.client_update is not None
+    assert sim.algorithm.client_update is not None
     batches = [sim.clients[0].next_batch(4)]
     out = {}
     for key, client in (("a", 0), ("b", 1), ("a again", 0)):
         model = [torch.empty_like(x) for x in sim.master]
-        sim.client_update(0, client, batches, model)
+        sim.algorithm.client_update(0, client, batches, model)
         out[key] = model
     assert not sim.model.training
     assert_bitwise_equal(out["a"], out["a again"])

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from hiso.federation.protocol import ClientReport, ModelPayload, RoundPlan, RoundRecord, Wire
 from hiso.federation.server import sample_clients
+from hiso.federation.wire import Wire
+from hiso.protocol import ClientReport, ModelPayload, RoundPlan, RoundRecord
 
 from configs import digits_simulation
 

@@ -8,20 +8,23 @@ import pytest
 import torch
 
 from hiso.federation.replica import ClientReplica
-from hiso.federation.simulator import Simulation, zo_settings
+from hiso.federation.simulator import Simulation
 
 from configs import DEVICES, digits_simulation
 
 
 def run_with_replicas(sim: Simulation) -> list[ClientReplica]:
-    replicas = [ClientReplica(c, zo_settings(sim.cfg), sim.master) for c in range(len(sim.clients))]
+    replicas = [
+        ClientReplica(c, type(sim.algorithm).settings(sim.cfg), sim.master)
+        for c in range(len(sim.clients))
+    ]
     for replica in replicas:
         sim.wire.listeners.append(replica.receive)
     sim.run(lambda record: None)
     # bring every client to the final round through the wire, as its next sampling would
     final = sim.cfg.federation.rounds
     for replica in replicas:
-        for record in sim.server.catch_up(replica.client, final):
+        for record in sim.algorithm.server.catch_up(replica.client, final):
             sim.wire.downlink(replica.client, record)
     return replicas
 
@@ -36,9 +39,9 @@ def assert_replicas_hold_the_server_state(sim: Simulation, replicas: list[Client
     """Every replica's model, and HiSo's curvature, equal the server's bit for bit."""
     for replica in replicas:
         assert_bitwise_equal(replica.params, sim.master)
-        if sim.state.curvature is not None:
+        if sim.algorithm.state.curvature is not None:
             assert replica.state.curvature is not None
-            assert_bitwise_equal(replica.state.curvature, sim.state.curvature)
+            assert_bitwise_equal(replica.state.curvature, sim.algorithm.state.curvature)
 
 
 @pytest.mark.parametrize(
@@ -76,18 +79,20 @@ def test_replica_rebuilds_server_model_bit_for_bit(
     assert_replicas_hold_the_server_state(sim, replicas)
     for replica in replicas:
         assert replica.rounds_replayed == list(range(25))
-        if sim.state.curvature is not None:
-            assert not all(torch.equal(h, torch.ones_like(h)) for h in sim.state.curvature)
-        if sim.state.momentum is not None:
+        if sim.algorithm.state.curvature is not None:
+            assert not all(
+                torch.equal(h, torch.ones_like(h)) for h in sim.algorithm.state.curvature
+            )
+        if sim.algorithm.state.momentum is not None:
             assert replica.state.momentum is not None
-            assert_bitwise_equal(replica.state.momentum, sim.state.momentum)
+            assert_bitwise_equal(replica.state.momentum, sim.algorithm.state.momentum)
 
 
 def test_server_forgets_records_every_client_has_replayed() -> None:
     sim = digits_simulation("federation.num_clients=3", "federation.clients_per_round=3")
     sim.run(lambda record: None)
     # all clients sampled every round: each holds x_{R-1}, so only the last record is kept
-    assert [r.round for r in sim.server.history] == [sim.cfg.federation.rounds - 1]
+    assert [r.round for r in sim.algorithm.server.history] == [sim.cfg.federation.rounds - 1]
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -106,8 +111,8 @@ def test_hiso_with_beta_one_is_decomfl_exactly(device: torch.device) -> None:
     decomfl.run(lambda r: losses_d.append(r.get("train_loss", np.nan)))
     np.testing.assert_array_equal(losses_h, losses_d)
     assert_bitwise_equal(hiso.master, decomfl.master)
-    assert hiso.state.curvature is not None
-    assert all(torch.equal(h, torch.ones_like(h)) for h in hiso.state.curvature)
+    assert hiso.algorithm.state.curvature is not None
+    assert all(torch.equal(h, torch.ones_like(h)) for h in hiso.algorithm.state.curvature)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -127,8 +132,8 @@ def test_optimisations_leave_the_trajectory_unchanged(device: torch.device) -> N
         *common, "algo.direction_cache=on", "federation.concat_clients=true", device=device
     )
     rtol = 1e-5 if device.type == "cpu" else 2e-3
-    assert plain.zo is not None and plain.zo._cache is None
-    assert cached.zo is not None and cached.zo._cache is not None
+    assert plain.algorithm.zo is not None and plain.algorithm.zo._cache is None
+    assert cached.algorithm.zo is not None and cached.algorithm.zo._cache is not None
     losses: dict[str, list[float]] = {"plain": [], "cached": [], "joint": []}
     plain.run(lambda r: losses["plain"].append(r.get("train_loss", 0.0)))
     cached.run(lambda r: losses["cached"].append(r.get("train_loss", 0.0)))
@@ -152,13 +157,13 @@ def test_direction_threads_change_no_bit(cache: str) -> None:
     )
     one = digits_simulation(*common, "algo.direction_threads=1")
     three = digits_simulation(*common, "algo.direction_threads=3")
-    assert one.zo is not None and three.zo is not None
-    assert [len(s.indices) for s in one.zo.shares] == [len(one.master)]
-    assert len(three.zo.shares) == 3
+    assert one.algorithm.zo is not None and three.algorithm.zo is not None
+    assert [len(s.indices) for s in one.algorithm.zo.shares] == [len(one.master)]
+    assert len(three.algorithm.zo.shares) == 3
     losses: dict[str, list[float]] = {"one": [], "three": []}
     one.run(lambda r: losses["one"].append(r.get("train_loss", 0.0)))
     three.run(lambda r: losses["three"].append(r.get("train_loss", 0.0)))
     assert losses["one"] == losses["three"]
     assert_bitwise_equal(one.master, three.master)
-    assert one.state.curvature is not None and three.state.curvature is not None
-    assert_bitwise_equal(one.state.curvature, three.state.curvature)
+    assert one.algorithm.state.curvature is not None and three.algorithm.state.curvature is not None
+    assert_bitwise_equal(one.algorithm.state.curvature, three.algorithm.state.curvature)

@@ -20,8 +20,9 @@ from test_cli import HISO_RUN, hiso_run
 from test_lm_federation import lm_simulation
 
 from hiso.cli import run
-from hiso.config import SetupError, compose_config
+from hiso.config import compose_config
 from hiso.resume import prepare, reconcile
+from hiso.schema import SetupError
 from hiso.stop import Interrupted, StopSignals
 from hiso.tracking import read_jsonl
 from hiso.tracking.checkpoint import (

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from hiso.data.partition import dirichlet_partition, iid_partition
-from hiso.federation.simulator import NonFiniteLossError, SimulatedClient, Simulation
+from hiso.federation.clients import SimulatedClient
+from hiso.federation.simulator import NonFiniteLossError, Simulation
 from hiso.models import build_model
 from hiso.tasks import build_task
 
@@ -101,10 +102,10 @@ def test_client_batches_walk_the_shard_and_reshuffle_each_pass() -> None:
 
 def test_fedavg_clients_train_in_their_own_storage_and_the_server_averages_them() -> None:
     sim = digits_simulation("algo=fedavg", "federation.rounds=1", "optim.batch_size=16")
-    assert sim.client_update is not None
+    assert sim.algorithm.client_update is not None
     server_ptrs = {x.data_ptr() for x in sim.master}
     clients: list[list[torch.Tensor]] = []
-    update = sim.client_update
+    update = sim.algorithm.client_update
 
     def observed(rnd: int, client: int, batches: list, out: list[torch.Tensor]) -> float:
         assert not server_ptrs & {t.data_ptr() for t in out}
@@ -115,7 +116,7 @@ def test_fedavg_clients_train_in_their_own_storage_and_the_server_averages_them(
         clients.append([t.clone() for t in out])
         return loss
 
-    sim.client_update = observed
+    sim.algorithm.client_update = observed
     sim.run(lambda record: None)
     assert len(clients) == sim.cfg.federation.clients_per_round
     assert not torch.equal(clients[0][0], clients[1][0])
@@ -136,7 +137,7 @@ def test_non_finite_rounds_stop_or_are_skipped() -> None:
     # the rounds applied are exactly the ones not skipped (here the first), and a skipped round
     # leaves the model as it was: the same as a run stopped after the applied rounds
     applied = [r["round"] for r in records if r["round"] > 0 and not r.get("skipped")]
-    assert applied and [record.round + 1 for record in sim.server.history] == applied
+    assert applied and [record.round + 1 for record in sim.algorithm.server.history] == applied
     assert all(torch.isfinite(x).all() for x in sim.master)
     stopped = digits_simulation(*skip, f"federation.rounds={applied[-1]}")
     stopped.run(lambda record: None)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hiso.config import DataFiles, DatasetConfig
+from hiso.schema import DataFiles, DatasetConfig
 from hiso.tasks.templates import TEMPLATES
 from hiso.tasks.text import TASKS, build_text_task
 

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-from hiso.config import ConfigError, DataFiles, DatasetConfig
 from hiso.data.movie_reviews import TEST_SIZE, data_dir, load_movie_reviews
 from hiso.data.sources import (
     Column,
@@ -25,6 +24,7 @@ from hiso.data.sources import (
     LabelSet,
     load_examples,
 )
+from hiso.schema import ConfigError, DataFiles, DatasetConfig
 from hiso.tasks.squad import normalize_answer, squad_f1
 from hiso.tasks.templates import (
     TEMPLATES,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from hiso.config import LoggerConfig
+from hiso.schema import LoggerConfig
 from hiso.tracking import (
     Tracker,
     read_jsonl,

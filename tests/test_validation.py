@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from hiso.config import ConfigError
 from hiso.data.validation import carve_validation, validation_size
 from hiso.federation.simulator import Simulation
 from hiso.models import build_model
 from hiso.optim.curvature import CurvatureProbe
+from hiso.schema import ConfigError
 from hiso.tasks import build_task
 
 from configs import CPU, digits_config, digits_simulation
@@ -127,9 +127,9 @@ def test_a_global_curvature_is_logged_as_its_one_value() -> None:
     history: list[dict] = []
     sim.run(history.append)
     last = [r for r in history if "curvature_q50" in r][-1]
-    assert sim.state.curvature is not None
-    h = float(sim.state.curvature[0])
-    assert h != 1.0 and all(float(t) == h for t in sim.state.curvature)
+    assert sim.algorithm.state.curvature is not None
+    h = float(sim.algorithm.state.curvature[0])
+    assert h != 1.0 and all(float(t) == h for t in sim.algorithm.state.curvature)
     assert last["curvature_q05"] == last["curvature_q95"] == last["curvature_mean"] == h
     assert last["curvature_inverse_mean"] == pytest.approx(1 / h)
 
@@ -137,16 +137,16 @@ def test_a_global_curvature_is_logged_as_its_one_value() -> None:
 def test_a_long_evaluation_is_announced(monkeypatch: pytest.MonkeyPatch) -> None:
     """The digits CNN evaluates in milliseconds: no word; with the bar lowered, each split's
     evaluation is announced with its size before it starts."""
-    import hiso.federation.simulator as simulator
+    import hiso.federation.evaluation as evaluation
 
     quiet = digits_simulation("federation.rounds=2", "federation.eval_every=0")
     heard: list[str] = []
-    quiet.announce = heard.append
+    quiet.evaluation.announce = heard.append
     quiet.run(lambda record: None)
     assert heard == []
-    monkeypatch.setattr(simulator, "ANNOUNCED_EVALUATION", 1)
+    monkeypatch.setattr(evaluation, "ANNOUNCED_EVALUATION", 1)
     loud = digits_simulation("federation.rounds=2", "federation.eval_every=0")
-    loud.announce = heard.append
+    loud.evaluation.announce = heard.append
     loud.run(lambda record: None)
     assert heard[:2] == [
         "evaluating 143 examples of the validation split",

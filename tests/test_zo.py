@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from hiso.federation.protocol import RoundRecord
 from hiso.optim.directions import DirectionStream, balanced_shares
 from hiso.optim.schedule import LRSchedule
 from hiso.optim.zo import Curvature, ZeroOrderOptimizer, ZOSettings
+from hiso.protocol import RoundRecord
 
 DIM = 16
 SEEDS = 3000

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import hiso
-from hiso.config import SetupError
+from hiso.schema import SetupError
 
 SDIST = "vadersentiment-3.3.2.tar.gz"
 INNER = "additional_resources/hutto_ICWSM_2014.tar.gz"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hiso.config import ConfigError
+from hiso.schema import ConfigError
 from hiso.seeding import numpy_generator
 
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import datasets
 
-from hiso.config import ConfigError, DatasetConfig, SetupError
 from hiso.data.movie_reviews import load_movie_reviews
 from hiso.hub import ONLINE_HINT, hub_offline
+from hiso.schema import ConfigError, DatasetConfig, SetupError
 
 Records = list[dict[str, Any]]
 FILE_FORMATS = {

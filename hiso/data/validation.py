@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hiso.config import ConfigError
+from hiso.schema import ConfigError
 from hiso.seeding import numpy_generator
 
 AUTO_MAX = 500

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from hiso.config import ConfigError
+from hiso.schema import ConfigError
 
 # The launchers' rank and world-size variables (torchrun and accelerate launch, then MPI's).
 RANK_VARIABLES = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")

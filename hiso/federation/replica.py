@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import torch
 
-from hiso.federation.protocol import RoundRecord
 from hiso.optim.zo import ZeroOrderOptimizer, ZOSettings
+from hiso.protocol import RoundRecord
 
 
 class ClientReplica:

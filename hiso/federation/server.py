@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hiso.federation.protocol import ClientReport, RoundPlan, RoundRecord
+from hiso.protocol import ClientReport, RoundPlan, RoundRecord
 from hiso.seeding import derive_seed, torch_generator
 
 
@@ -17,6 +17,14 @@ def sample_clients(run_seed: int, rnd: int, num_clients: int, per_round: int) ->
     """Uniform sample without replacement, a fixed function of (run seed, round)."""
     gen = torch_generator(derive_seed(run_seed, "sampling", rnd))
     return sorted(torch.randperm(num_clients, generator=gen)[:per_round].tolist())
+
+
+def round_seeds(run_seed: int, rnd: int, local_steps: int) -> tuple[int, ...]:
+    """The round's direction seed for each local step (u32), a fixed function of (run seed,
+    round)."""
+    return tuple(
+        derive_seed(run_seed, "round-seed", rnd, k) & 0xFFFFFFFF for k in range(local_steps)
+    )
 
 
 class Server:
@@ -38,11 +46,7 @@ class Server:
         self.synced = list(state["synced"])
 
     def plan(self, rnd: int) -> RoundPlan:
-        seeds = tuple(
-            derive_seed(self.run_seed, "round-seed", rnd, k) & 0xFFFFFFFF
-            for k in range(self.local_steps)
-        )
-        return RoundPlan(rnd, seeds)
+        return RoundPlan(rnd, round_seeds(self.run_seed, rnd, self.local_steps))
 
     def catch_up(self, client: int, rnd: int) -> list[RoundRecord]:
         """Records of the rounds `client` missed; it holds x_rnd once it has replayed them."""

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from hiso.config import ModelConfig
 from hiso.models.cnn import SmallCNN
+from hiso.schema import ModelConfig
 from hiso.seeding import derive_seed
 
 

@@ -23,8 +23,8 @@ from transformers import (
 )
 
 from hiso.caches import VARIABLE, cache_root
-from hiso.config import ConfigError, LoRAConfig, ModelConfig, SetupError
 from hiso.hub import ONLINE_HINT, hub_offline
+from hiso.schema import ConfigError, LoRAConfig, ModelConfig, SetupError
 from hiso.seeding import derive_seed
 
 

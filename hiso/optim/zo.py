@@ -18,9 +18,9 @@ from functools import cache
 import numpy as np
 import torch
 
-from hiso.federation.protocol import RoundRecord
 from hiso.optim.directions import DirectionStream, balanced_shares
 from hiso.optim.schedule import LRSchedule
+from hiso.protocol import RoundRecord
 
 # Per-client mean losses at the model's current parameters, shape (C,).
 LossFn = Callable[[], np.ndarray]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from transformers import PreTrainedTokenizerBase
 
-from hiso.config import ConfigError, RunConfig
+from hiso.schema import ConfigError, RunConfig
 from hiso.tasks.base import Task
 from hiso.tasks.vision import ImageClassification, ImageData, read_digits
 

@@ -58,3 +58,10 @@ class Task(ABC):
     def evaluate(self, model: nn.Module, device: torch.device, split: HeldOut) -> dict[str, float]:
         """Deterministic metrics on the whole held-out `split`: at least `loss` and `accuracy`
         (for generative tasks `accuracy` is the task's score, e.g. F1)."""
+
+    def evaluate_examples(
+        self, model: nn.Module, device: torch.device, split: HeldOut
+    ) -> tuple[dict[str, float], np.ndarray | None]:
+        """`evaluate`'s metrics and which examples it got right (None for a task without
+        per-example correctness, e.g. SQuAD's F1)."""
+        return self.evaluate(model, device, split), None

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from hiso.config import ConfigError, DatasetConfig
 from hiso.data.sources import Column, LabelSet
+from hiso.schema import ConfigError, DatasetConfig
 from hiso.tasks.templates import Template
 
 LABEL = "label"  # the record field a label-word task reads its class from

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from hiso.config import SetupError
+from hiso.schema import SetupError
 
 MAX_CUTS = 4  # re-tokenisations allowed when cutting the field shifts token boundaries
 

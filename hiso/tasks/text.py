@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from hiso.config import ConfigError, DatasetConfig
 from hiso.data.sources import load_examples
 from hiso.data.validation import carve_validation
+from hiso.schema import ConfigError, DatasetConfig
 from hiso.tasks.base import Batch, HeldOut, Task
 from hiso.tasks.custom import TaskDefinition, define_task, with_truncated_field
 from hiso.tasks.squad import SquadTask
@@ -233,13 +233,19 @@ class LabelWordTask(Task):
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, device: torch.device, split: HeldOut) -> dict[str, float]:
+        return self.evaluate_examples(model, device, split)[0]
+
+    def evaluate_examples(
+        self, model: nn.Module, device: torch.device, split: HeldOut
+    ) -> tuple[dict[str, float], np.ndarray]:
         prompts, labels = self._heldout[split]
-        loss_sum = correct = 0.0
+        loss_sum, flags = 0.0, []
         for start in range(0, len(prompts), self.eval_batch_size):
             stop = start + self.eval_batch_size
             batch = self._collate(prompts[start:stop], labels[start:stop], device)
             logits = self.label_logits(model, batch)
             loss_sum += float(F.cross_entropy(logits, batch["labels"], reduction="sum"))
-            correct += float((logits.argmax(1) == batch["labels"]).sum())
+            flags.append((logits.argmax(1) == batch["labels"]).cpu().numpy())
+        correct = np.concatenate(flags) if flags else np.zeros(0, dtype=bool)
         n = len(prompts)
-        return {"loss": loss_sum / n, "accuracy": correct / n}
+        return {"loss": loss_sum / n, "accuracy": float(correct.sum()) / n}, correct

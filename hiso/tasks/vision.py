@@ -71,16 +71,22 @@ class ImageClassification(Task):
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, device: torch.device, split: HeldOut) -> dict[str, float]:
+        return self.evaluate_examples(model, device, split)[0]
+
+    def evaluate_examples(
+        self, model: nn.Module, device: torch.device, split: HeldOut
+    ) -> tuple[dict[str, float], np.ndarray]:
         images, labels = self._heldout[split]
-        total_loss, correct = 0.0, 0
+        total_loss, flags = 0.0, []
         for start in range(0, len(labels), self.eval_batch_size):
             x = images[start : start + self.eval_batch_size].to(device)
             y = labels[start : start + self.eval_batch_size].to(device)
             logits = model(x).float()
             total_loss += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += int((logits.argmax(dim=1) == y).sum())
+            flags.append((logits.argmax(dim=1) == y).cpu().numpy())
+        correct = np.concatenate(flags) if flags else np.zeros(0, dtype=bool)
         n = len(labels)
-        return {"loss": total_loss / n, "accuracy": correct / n}
+        return {"loss": total_loss / n, "accuracy": int(correct.sum()) / n}, correct
 
 
 def read_digits(

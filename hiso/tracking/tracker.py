@@ -17,7 +17,7 @@ from hiso.tracking.plots import plot_run
 from hiso.tracking.records import human_bytes, json_safe, summarize
 
 if TYPE_CHECKING:
-    from hiso.config import LoggerConfig
+    from hiso.schema import LoggerConfig
 
 # No console capture, system metrics, metadata probes, git or requirements snapshots: a run
 # starts in about half a second offline and writes only what is logged.
