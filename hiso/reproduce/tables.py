@@ -134,7 +134,7 @@ HISO_PAPER = Table(
     ),
     seeds=(1, 2, 3),
     search_seeds=(0,),
-    rounds=2000,
+    rounds=3000,
     cells=tuple(
         Cell(
             model,
@@ -178,7 +178,8 @@ DECOMFL_PAPER = Table(
     source="DeComFL (arXiv 2405.15861), the table of LLM fine-tuning accuracies; the paper's "
     "learning rates are not recorded here, so the grids span MeZO's and the HiSo paper's",
     experiment="decomfl-paper",
-    methods=_decomfl_methods((1e-6, 2e-6, 5e-6), (1e-7, 1e-6)),
+    # MeZO's grid holds the authors' MeZO rates, which are DeComFL's (5e-6 OPT-125M, 2e-6 OPT-1.3B)
+    methods=_decomfl_methods((1e-6, 2e-6, 5e-6), (5e-7, 1e-6, 2e-6, 5e-6)),
     seeds=(1, 2, 3),
     search_seeds=(0,),
     rounds=3000,
