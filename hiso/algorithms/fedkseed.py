@@ -95,10 +95,11 @@ class FedKSeed(Algorithm):
 
     # state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"accumulated": self.accumulated.copy()}
+        """Tensors (a checkpoint loads with weights_only): A in float64."""
+        return {"accumulated": torch.from_numpy(self.accumulated.copy())}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        saved = np.asarray(state["accumulated"], dtype=np.float64)
+        saved = torch.as_tensor(state["accumulated"], dtype=torch.float64).numpy()
         if saved.shape != self.accumulated.shape:
             raise ValueError(f"{saved.size} saved seeds, algo.seed_pool={len(self.seeds)} here")
         self.accumulated[:] = saved

@@ -60,15 +60,13 @@ class FedKSeedPro(FedKSeed):
             np.add.at(self.counts, report.indices, 1.0)
 
     def state_dict(self) -> dict[str, Any]:
-        return super().state_dict() | {
-            "abs_sums": self.abs_sums.copy(),
-            "counts": self.counts.copy(),
-        }
+        history = {"abs_sums": self.abs_sums.copy(), "counts": self.counts.copy()}
+        return super().state_dict() | {k: torch.from_numpy(v) for k, v in history.items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.abs_sums[:] = state["abs_sums"]
-        self.counts[:] = state["counts"]
+        self.abs_sums[:] = torch.as_tensor(state["abs_sums"], dtype=torch.float64).numpy()
+        self.counts[:] = torch.as_tensor(state["counts"], dtype=torch.float64).numpy()
 
     def replica_tensors(self, names: Sequence[str]) -> dict[str, torch.Tensor]:
         history = {
