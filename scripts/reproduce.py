@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 from hiso.reproduce import curvature
-from hiso.reproduce.aggregate import RunRecord, method_search, table_rows
+from hiso.reproduce.aggregate import RunRecord, cell_searches, table_rows
 from hiso.reproduce.report import (
     markdown,
     noise_section,
@@ -52,7 +52,7 @@ from hiso.reproduce.sweep import (
     read_history,
     read_summary,
 )
-from hiso.reproduce.tables import TABLES, Cell, Method, Table
+from hiso.reproduce.tables import PENDING, TABLES, Cell, Method, Table
 
 STAGES = ("all", "search", "final", "report")
 # what a table sets per run or per stage: an override of these would silently replace it
@@ -99,21 +99,11 @@ def searches(
 ) -> list[tuple[Cell, Method, Search]]:
     """Where every (cell, method)'s search stands over the runs under `out`."""
     records = [record for _, record in collect(table, cells, out)]
-    return [
-        (
-            cell,
-            method,
-            method_search(
-                method,
-                [r for r in records if r.cell == cell.name and r.method == method.name],
-                table.search_seeds,
-                search_upto,
-                table.max_extensions,
-            ),
-        )
-        for cell in cells
-        for method in table.cell_methods(cell)
-    ]
+    found = []
+    for cell in cells:
+        by_method = cell_searches(table, cell, records, search_upto)
+        found += [(cell, method, by_method[method.name]) for method in table.cell_methods(cell)]
+    return found
 
 
 def run_search(
@@ -305,6 +295,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"(cells: {', '.join(known)})"
             )
         cells = tuple(known[name] for name in args.cells)
+    for method in PENDING.get(table.name, []):
+        print(f"[reproduce] {table.name}: {method} not in this table yet: no such algo group")
     out: Path = args.out or Path("outputs/reproduce") / table.name
     out.mkdir(parents=True, exist_ok=True)
     search_upto = table.search_rounds or table.rounds

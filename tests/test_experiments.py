@@ -29,7 +29,9 @@ def representative_runs(table: Table) -> list[Run]:
     runs = {}
     for method in table.methods:
         cell = next(c for c in table.cells if method in table.cell_methods(c))
-        runs[(cell.name, method.name)] = Run(cell, method, method.lrs[0], table.seeds[-1])
+        # a method whose rate comes from another's runs at any rate: its source's first
+        lrs = method.lrs or table.method(method.rate_from).lrs
+        runs[(cell.name, method.name)] = Run(cell, method, lrs[0], table.seeds[-1])
     for cell in table.cells:
         method = table.cell_methods(cell)[0]
         runs.setdefault((cell.name, method.name), Run(cell, method, method.lrs[-1], 0))
@@ -40,7 +42,8 @@ def representative_runs(table: Table) -> list[Run]:
 def test_each_table_runs_compose_and_validate(name: str) -> None:
     table = TABLES[name]
     assert table.reference in {m.name for m in table.methods}
-    assert table.seeds and all(m.lrs for m in table.methods)
+    assert table.seeds and all(m.lrs or m.rate_from for m in table.methods)
+    assert all(table.method(m.rate_from).lrs for m in table.methods if m.rate_from)
     if table.search_rounds and table.search_rounds < table.rounds:
         # a search run continued to the final rounds must see the schedule it started with
         cfg = compose_config([f"+experiment={table.experiment}", *table.overrides])

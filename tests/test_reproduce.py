@@ -431,3 +431,38 @@ def test_results_go_under_the_output_and_a_fuller_table_is_kept(tmp_path: Path, 
     )
     assert json.loads((committed / "smoke.json").read_text())["rounds"] == 40
     capsys.readouterr()
+
+
+def test_a_rate_from_another_methods_search_is_its_mean_effective_rate() -> None:
+    """DeComFL at HiSo's mean effective rate: fixed from HiSo's search runs at its chosen rate
+    (search seeds, search rounds), before any final run; none until that search is complete."""
+    table = dataclasses.replace(
+        TWO,
+        methods=(
+            *TWO.methods,
+            Method(
+                "decomfl-hiso-rate", "decomfl", (), label="DeComFL at HiSo's rate", rate_from="hiso"
+            ),
+        ),
+    )
+    hiso_best = record("hiso", 1.0, 0, {0: 0.5, 25: 0.7, 50: 0.8, 75: 0.9})
+    for row, value in zip(hiso_best.history[::25], (0.3, 0.2, 0.1, 9.0), strict=True):
+        row["effective_lr"] = value  # the round-75 value lies past the search rounds
+    records = [record("decomfl", lr, 0, {0: 0.5, 50: 0.6}) for lr in (1.0, 2.0)]
+    records += [hiso_best]
+    rows = {r["method"]: r for r in table_rows(table, table.cells, records, search_upto=50)}
+    assert rows["decomfl-hiso-rate"]["chosen_lr"] is None  # HiSo's 2.0 has not run
+    hiso_other = record("hiso", 2.0, 0, {0: 0.5, 50: 0.6})
+    hiso_other.history[50]["effective_lr"] = 5.0  # a rate not chosen: not counted
+    rows = {
+        r["method"]: r
+        for r in table_rows(table, table.cells, [*records, hiso_other], search_upto=50)
+    }
+    derived = rows["decomfl-hiso-rate"]
+    assert rows["hiso"]["chosen_lr"] == 1.0
+    assert derived["chosen_lr"] == 0.2  # mean of 0.3, 0.2, 0.1
+    assert derived["search_log"] == [
+        "rate 0.2: the mean effective rate of hiso at its chosen 1.0 over 3 evaluations of its "
+        "search runs (seeds 0, rounds <= 50)"
+    ]
+    assert derived["lrs_tried"] == {} and derived["bracketed"] is None

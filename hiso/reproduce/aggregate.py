@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from hiso.reproduce.search import Search, Trial, search
+from hiso.reproduce.search import Search, Trial, nice, search
 from hiso.reproduce.significance import bootstrap_interval, pooled_mcnemar
 from hiso.reproduce.sweep import is_failed, rounds_reached
 from hiso.reproduce.tables import Cell, Method, Table
@@ -126,20 +126,72 @@ def method_search(
     return search(method.lrs, trial, limit)
 
 
+def derived_search(
+    method: Method,
+    source: Search,
+    source_runs: list[RunRecord],
+    search_seeds: Sequence[int],
+    upto: int,
+) -> Search:
+    """The one rate of a method whose rate comes from another's (`Method.rate_from`): the mean
+    over the source's search runs at its chosen rate (the search seeds, rounds <= upto) of the
+    effective rate logged at every evaluation (lr * mean(1/H) for HiSo), 2 significant digits.
+    No rate (nothing chosen) until the source's search is complete and logged one."""
+    lr = source.chosen
+    values = [
+        float(row["effective_lr"])
+        for run in source_runs
+        if run.lr == lr and run.seed in search_seeds
+        for row in run.history
+        if row["round"] <= upto and is_number(row.get("effective_lr"))
+    ]
+    if lr is None or not values:
+        return Search((), {}, [], [])
+    rate = nice(statistics.fmean(values))
+    why = (
+        f"rate {rate!r}: the mean effective rate of {method.rate_from} at its chosen {lr!r} over "
+        f"{len(values)} evaluations of its search runs (seeds "
+        f"{', '.join(map(str, search_seeds))}, rounds <= {upto})"
+    )
+    return Search((rate,), {}, [], [why])
+
+
+def cell_searches(
+    table: Table, cell: Cell, records: list[RunRecord], upto: int
+) -> dict[str, Search]:
+    """Every method's search in a cell, a derived rate after its source's."""
+    runs = {
+        m.name: [r for r in records if r.cell == cell.name and r.method == m.name]
+        for m in table.cell_methods(cell)
+    }
+    found: dict[str, Search] = {}
+    methods = table.cell_methods(cell)
+    for method in sorted(methods, key=lambda m: bool(m.rate_from)):
+        if method.rate_from:
+            source = found.get(method.rate_from, Search((), {}, [], []))
+            found[method.name] = derived_search(
+                method, source, runs.get(method.rate_from, []), table.search_seeds, upto
+            )
+        else:
+            found[method.name] = method_search(
+                method, runs[method.name], table.search_seeds, upto, table.max_extensions
+            )
+    return found
+
+
 def method_row(
     method: Method,
     runs: list[RunRecord],
     table: Table,
-    search_upto: int,
+    found: Search,
     reference: list[RunRecord] | None,
 ) -> dict[str, Any]:
     """One (cell, method) row: the search, the chosen rate and the final figures over seeds.
 
-    `runs` are the method's runs in the cell; a final run counts once finished. `reference`
-    holds the reference method's final runs (None: the cell has none).
+    `runs` are the method's runs in the cell, `found` its search; a final run counts once
+    finished. `reference` holds the reference method's final runs (None: the cell has none).
     """
     seeds = table.seeds
-    found = method_search(method, runs, table.search_seeds, search_upto, table.max_extensions)
     chosen = found.chosen
     tried = {}
     for lr in sorted(found.trials):
@@ -200,13 +252,16 @@ def table_rows(
             m.name: [r for r in records if r.cell == cell.name and r.method == m.name]
             for m in methods
         }
+        searches = cell_searches(table, cell, records, search_upto)
         reference = None
         if table.reference in runs:
             ref_method = table.method(table.reference)
             ref_runs = runs[ref_method.name]
-            ref_row = method_row(ref_method, ref_runs, table, search_upto, None)
+            ref_row = method_row(ref_method, ref_runs, table, searches[ref_method.name], None)
             reference = _final(ref_row, ref_runs) or None
-        cell_rows = [method_row(m, runs[m.name], table, search_upto, reference) for m in methods]
+        cell_rows = [
+            method_row(m, runs[m.name], table, searches[m.name], reference) for m in methods
+        ]
         base = next(
             (r["rounds_to_reference_best"] for r in cell_rows if r["method"] == table.reference),
             None,

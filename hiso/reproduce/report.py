@@ -20,7 +20,7 @@ from hiso.tracking.curves import BYTES
 from hiso.tracking.plots import plot_bands
 
 # per-round keys kept in each run's curve in TABLE.json
-CURVE_KEYS = (VAL, "test_accuracy", *BYTES.values(), *curvature.KEYS)
+CURVE_KEYS = (VAL, "test_accuracy", *BYTES.values(), *curvature.KEYS, "effective_lr")
 SUMMARY_KEYS = (
     "status",
     "initial_val_accuracy",
