@@ -28,7 +28,7 @@ from hiso.help import asks_for_help, help_text
 from hiso.preflight import check_command, check_logger, exit_input_error
 from hiso.run_lock import RunBusy, RunLock, run_directory
 from hiso.schema import SetupError
-from hiso.stop import Interrupted, StopSignals
+from hiso.stop import Interrupted, StopSignals, exit_on_signals_while_starting
 
 if TYPE_CHECKING:  # torch loads only when a job runs: --help, --version and completion stay fast
     import torch
@@ -117,10 +117,12 @@ def run(
             checkpoints.at_end()
         except Interrupted as now:  # a second signal: the newest checkpoint stays as it is
             tracker.finish(extras, cfg.federation.target_accuracy, "interrupted", now.exit_code)
+            saved = checkpoints.saved
+            kept = "no checkpoint" if saved is None else f"the newest checkpoint is round {saved}"
             raise Interrupted(
                 now.signum,
                 f"at once (a second signal) in round {(simulation.round or 0) + 1} of {rounds}; "
-                f"the newest checkpoint is round {checkpoints.saved}",
+                + kept,
             ) from None
         except BaseException as error:
             tracker.close_on_error(error)
@@ -257,6 +259,18 @@ def _print_skipped(summary: dict[str, Any], cfg: Any, run_dir: Path) -> None:
 
 
 def _print_interrupted(stopped: Interrupted, run_dir: Path) -> None:
+    """The run's last line: where it stopped, and how to continue only when a checkpoint to
+    continue from is on disk."""
+    from hiso.resume import CHECKPOINTS
+    from hiso.tracking.checkpoint import Checkpoints
+
+    if not Checkpoints(run_dir / CHECKPOINTS, keep=1).files():
+        print(
+            f"hiso-run: {stopped}; no checkpoint was written, so there is nothing to resume: "
+            "run the command again to start over",
+            file=sys.stderr,
+        )
+        return
     print(
         f"hiso-run: {stopped}; checkpoint, summary.json (status interrupted) and curves in "
         f"{run_dir}; continue with: hiso-run resume={run_dir}",
@@ -309,6 +323,7 @@ def main() -> None:
     if asks_for_help(args):
         print(help_text([a for a in args if not a.startswith("-")]))
         return
+    exit_on_signals_while_starting()
     redirect_caches()
     sys.argv = expand_eval(sys.argv)
     if not answers_itself(sys.argv[1:]):
