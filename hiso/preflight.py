@@ -105,6 +105,9 @@ def check_job(cfg: DictConfig, already_read: dict[str, Any]) -> None:
     shards (see read_checked_data for `already_read`)."""
     task = _task(cfg)
     validate(task)
+    key = "hydra.sweep.dir" if cfg.hydra.mode == RunMode.MULTIRUN else "hydra.run.dir"
+    if not str(OmegaConf.select(cfg, key) or "").strip():
+        raise ConfigError(key, "", "a directory; an empty one would write into the current one")
     if cfg.hydra.mode == RunMode.MULTIRUN:
         check_output_dir("hydra.sweep.dir", Path(cfg.hydra.sweep.dir))
     else:
