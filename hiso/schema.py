@@ -30,8 +30,9 @@ class ConfigError(SetupError, ValueError):
 class AlgoConfig:
     """The algorithm (the algo group) and its estimator, curvature and server optimiser."""
 
-    # the algorithm: hiso, decomfl, mezo (scalar-only); fedavg, fedadam, fedyogi, fedadagrad,
-    # fedzo (full-update); set by the algo group
+    # the algorithm: hiso, decomfl, mezo (scalar-only); fedkseed, fedkseed-pro (scalar-only, a
+    # pool of K seeds); fedavg, fedadam, fedyogi, fedadagrad, fedzo (full-update); set by the
+    # algo group
     name: str = "hiso"
     # P: directions (directional derivatives) estimated per local step
     num_perturbations: int = 5
@@ -57,6 +58,9 @@ class AlgoConfig:
     # threads drawing directions (null: torch's thread count on CPU, 1 on a GPU); results agree
     # bit for bit whatever the count
     direction_threads: int | None = None
+    # FedKSeed's K: candidate seeds drawn once from the run seed, each local step sampling one
+    # (4096: the paper's setting and its code's default)
+    seed_pool: int = 4096
     # adaptive server optimisers (FedAdam/FedYogi/FedAdagrad): x <- x + server_lr m / sqrt(v + tau)
     # with m, v from zero and no bias correction; server_lr null = optim.lr (the DeComFL code's)
     server_lr: float | None = None

@@ -9,6 +9,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from hiso.algorithms import REGISTRY, Algorithm, algorithm_class
 from hiso.algorithms.base import lr_schedule
@@ -23,9 +24,18 @@ from configs import digits_config, digits_simulation
 OPTIONS = sorted(p.stem for p in (conf_dir() / "algo").glob("*.yaml"))
 
 
+def preset_perturbations(option: str) -> list[str]:
+    """The preset's own P, where it sets one (digits_config sets P = 3 for all)."""
+    preset = OmegaConf.load(conf_dir() / "algo" / f"{option}.yaml")
+    algo = preset.get("algo", preset)  # a global-package preset nests its keys under algo
+    return (
+        [f"algo.num_perturbations={algo.num_perturbations}"] if "num_perturbations" in algo else []
+    )
+
+
 @pytest.mark.parametrize("option", OPTIONS)
 def test_every_algo_option_registers_and_runs_two_rounds_on_digits(option: str) -> None:
-    sim = digits_simulation(f"algo={option}", "federation.rounds=2")
+    sim = digits_simulation(f"algo={option}", "federation.rounds=2", *preset_perturbations(option))
     assert isinstance(sim.algorithm, algorithm_class(sim.cfg.algo.name))
     assert isinstance(sim.algorithm, Algorithm) and REGISTRY[sim.cfg.algo.name] is type(
         sim.algorithm

@@ -76,7 +76,10 @@ def test_end_to_end_writes_metrics_summary_plot_and_wandb(tmp_path: Path) -> Non
 def test_help_config_printing_and_multirun(tmp_path: Path) -> None:
     shown = hiso_run("--help", cwd=tmp_path).stdout
     assert shown.startswith("hiso-run: federated zeroth-order fine-tuning with scalar-only")
-    assert "algo: decomfl, fedadagrad, fedadam, fedavg, fedyogi, fedzo, hiso, mezo" in shown
+    assert (
+        "algo: decomfl, fedadagrad, fedadam, fedavg, fedkseed, fedkseed-pro, fedyogi, fedzo, hiso, "
+        "mezo" in shown
+    )
     experiments = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
     assert f"experiment: {', '.join(experiments)}" in shown and "+experiment=NAME" in shown
     assert "docs/config.md" in shown

@@ -5,7 +5,7 @@ import importlib
 
 from hiso.algorithms.base import REGISTRY, Algorithm, Workspace, algorithm_class
 
-MODULES = ("hiso", "decomfl", "mezo", "fedavg", "adaptive", "fedzo")
+MODULES = ("hiso", "decomfl", "mezo", "fedavg", "adaptive", "fedzo", "fedkseed", "fedkseed_pro")
 for _module in MODULES:
     importlib.import_module(f"hiso.algorithms.{_module}")
 

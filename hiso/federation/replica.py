@@ -1,4 +1,5 @@
-"""A client that rebuilds the global model from x_0 and the bytes it receives, nothing else."""
+"""Clients that rebuild the global model from x_0 and the bytes they receive, nothing else:
+the scalar-only family's (round records replayed) and FedKSeed's (the seed pool rebuilt)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from collections.abc import Sequence
 
 import torch
 
+from hiso.optim.seed_pool import rebuild
 from hiso.optim.zo import ZeroOrderOptimizer, ZOSettings
-from hiso.protocol import RoundRecord
+from hiso.protocol import RoundRecord, SeedPool
 
 
 class ClientReplica:
@@ -27,3 +29,30 @@ class ClientReplica:
         record = RoundRecord.decode(data)
         self.optimizer.apply_record(self.params, self.state, record)
         self.rounds_replayed.append(record.round)
+
+
+class SeedPoolReplica:
+    """FedKSeed's client: holds x_0 and the candidate seeds, and rebuilds the model from every
+    SeedPool addressed to its client, in one pass whatever rounds it missed."""
+
+    def __init__(
+        self,
+        client: int,
+        settings: ZOSettings,
+        x0: Sequence[torch.Tensor],
+        seeds: Sequence[int],
+    ) -> None:
+        self.client = client
+        self.x0 = [x.detach().clone() for x in x0]
+        self.params = [x.clone() for x in self.x0]
+        self.optimizer = ZeroOrderOptimizer(settings, self.params)
+        self.seeds = tuple(seeds)
+        # (round, the model rebuilt at its start) for every pool received
+        self.rebuilt: list[tuple[int, list[torch.Tensor]]] = []
+
+    def receive(self, client: int, kind: str, data: bytes) -> None:
+        if client != self.client or kind != SeedPool.__name__:
+            return
+        pool = SeedPool.decode(data)
+        rebuild(self.optimizer, self.params, self.x0, self.seeds, pool.accumulated)
+        self.rebuilt.append((pool.round, [x.clone() for x in self.params]))

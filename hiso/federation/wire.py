@@ -3,12 +3,20 @@ catch-up included) and the papers' per-client conventions, and hands the bytes t
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from hiso.protocol import SCALAR_BYTES, Message, ModelPayload, paper_bytes, scalar_count
+from hiso.protocol import (
+    CONVENTIONS,
+    SCALAR_BYTES,
+    Message,
+    ModelPayload,
+    paper_bytes,
+    scalar_count,
+)
 
 Listener = Callable[[int, str, bytes], None]  # (client, message type name, encoded bytes)
 
@@ -18,8 +26,10 @@ class Wire:
     """The simulated network: encodes each message, counts its bytes and hands the bytes on.
 
     Per round it counts uplink and downlink bytes over all clients, and per client the totals;
-    the papers' per-client figures come from the round's uploads (every sampled client uploads
-    the same number of values).
+    the papers' per-client figures come from one sampled client's messages of the round (every
+    sampled client uploads, and downloads in the round's plan, the same number of values): per
+    convention and direction, the last such message counts; a convention that does not count the
+    run's algorithm reads 0.
     Listeners (e.g. a client replica) receive (client, message type name, encoded bytes); full
     models are counted by their exact encoded length without being materialised.
     """
@@ -30,8 +40,9 @@ class Wire:
     total_uplink: int = 0
     total_downlink: int = 0
     total_scalars: int = 0
-    round_paper: tuple[int, int] = (0, 0)
-    total_paper: tuple[int, int] = (0, 0)
+    # per direction ("up", "down"): convention -> one client's bytes this round
+    round_paper: dict[str, dict[str, int]] = field(default_factory=lambda: {"up": {}, "down": {}})
+    total_paper: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CONVENTIONS, 0))
     per_client: dict[int, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
     listeners: list[Listener] = field(default_factory=list)
 
@@ -43,8 +54,8 @@ class Wire:
             size = len(data)
             for listener in self.listeners:
                 listener(client, type(message).__name__, data)
+        self.round_paper[direction].update(paper_bytes(message, direction))
         if direction == "up":
-            self.round_paper = paper_bytes(message)
             self.round_uplink += size
             self.per_client[client][0] += size
         else:
@@ -58,12 +69,14 @@ class Wire:
         counters = {f.name: getattr(self, f.name) for f in fields(self)}
         del counters["listeners"]
         counters["per_client"] = {c: list(v) for c, v in self.per_client.items()}
+        counters["round_paper"] = {d: dict(v) for d, v in self.round_paper.items()}
+        counters["total_paper"] = dict(self.total_paper)
         return counters
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name, value in state.items():
             if name != "per_client":
-                setattr(self, name, value)
+                setattr(self, name, copy.deepcopy(value))
         self.per_client.clear()
         self.per_client.update({c: list(v) for c, v in state["per_client"].items()})
 
@@ -78,8 +91,10 @@ class Wire:
         self.total_uplink += self.round_uplink
         self.total_downlink += self.round_downlink
         self.total_scalars += self.round_scalars
-        hiso, decomfl = self.round_paper
-        self.total_paper = (self.total_paper[0] + hiso, self.total_paper[1] + decomfl)
+        up, down = self.round_paper["up"], self.round_paper["down"]
+        paper = {c: up.get(c, 0) + down.get(c, 0) for c in CONVENTIONS}
+        for c in CONVENTIONS:
+            self.total_paper[c] += paper[c]
         figures = {
             "uplink_bytes": self.round_uplink,
             "downlink_bytes": self.round_downlink,
@@ -87,11 +102,9 @@ class Wire:
             "cumulative_downlink_bytes": self.total_downlink,
             "cumulative_bytes": self.total_uplink + self.total_downlink,
             "cumulative_scalar_bytes_all_clients": SCALAR_BYTES * self.total_scalars,
-            "paper_bytes_hiso": hiso,
-            "paper_bytes_decomfl": decomfl,
-            "cumulative_paper_bytes_hiso": self.total_paper[0],
-            "cumulative_paper_bytes_decomfl": self.total_paper[1],
+            **{f"paper_bytes_{c}": paper[c] for c in CONVENTIONS},
+            **{f"cumulative_paper_bytes_{c}": self.total_paper[c] for c in CONVENTIONS},
         }
         self.round_uplink = self.round_downlink = self.round_scalars = 0
-        self.round_paper = (0, 0)
+        self.round_paper = {"up": {}, "down": {}}
         return figures
