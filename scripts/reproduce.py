@@ -52,7 +52,7 @@ from hiso.reproduce.sweep import (
     read_history,
     read_summary,
 )
-from hiso.reproduce.tables import PENDING, TABLES, Cell, Method, Table
+from hiso.reproduce.tables import TABLES, Cell, Method, Table
 
 STAGES = ("all", "search", "final", "report")
 # what a table sets per run or per stage: an override of these would silently replace it
@@ -295,8 +295,6 @@ def main(argv: list[str] | None = None) -> None:
                 f"(cells: {', '.join(known)})"
             )
         cells = tuple(known[name] for name in args.cells)
-    for method in PENDING.get(table.name, []):
-        print(f"[reproduce] {table.name}: {method} not in this table yet: no such algo group")
     out: Path = args.out or Path("outputs/reproduce") / table.name
     out.mkdir(parents=True, exist_ok=True)
     search_upto = table.search_rounds or table.rounds
