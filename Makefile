@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup run test test-slow lint format bench gpu-check reproduce clean
+.PHONY: setup run test test-slow lint format bench gpu-check reproduce clean clean-results
 
 setup: $(STAMP) $(VADER)
 
@@ -27,13 +27,16 @@ $(VADER):
 run: setup
 	$(BIN)/hiso-run $(ARGS)
 
+# the suite runs on every core (pytest-xdist; each worker's torch on one thread, tests/conftest.py)
+TEST_WORKERS ?= auto
+
 test: setup
 	$(BIN)/ruff check hiso tests scripts
 	$(BIN)/ruff format --check hiso tests scripts
-	$(BIN)/pytest -q -x
+	$(BIN)/pytest -q -x -n $(TEST_WORKERS) --dist worksteal
 
 test-slow: setup
-	$(BIN)/pytest -q -m slow
+	$(BIN)/pytest -q -m slow -n $(TEST_WORKERS) --dist worksteal
 
 lint: setup
 	$(BIN)/ruff check hiso tests scripts
@@ -53,5 +56,10 @@ gpu-check: setup
 	$(BIN)/pytest -q -m cuda
 	$(BIN)/python scripts/bench.py --gpu $(ARGS)
 
+# what the build made: the venv, the downloaded data, packaging leftovers; never a result
 clean:
-	rm -rf $(VENV) $(DATA) outputs multirun
+	rm -rf $(VENV) $(DATA) build dist *.egg-info
+
+# every run and sweep under outputs/ and multirun/ (docs/results/ is committed: git keeps it)
+clean-results:
+	rm -rf outputs multirun

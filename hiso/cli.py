@@ -14,26 +14,33 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from hiso.caches import redirect_caches
+from hiso.command_line import answers_itself, expand_eval, print_version
 from hiso.config import conf_dir, register_configs, validate
-from hiso.federation.processes import Processes, launched_processes, launched_rank, start_processes
-from hiso.preflight import check_command, check_logger, exit_input_error, read_checked_data
+from hiso.help import asks_for_help, help_text
+from hiso.preflight import check_command, check_logger, exit_input_error
 from hiso.schema import SetupError
 from hiso.stop import Interrupted, StopSignals
+
+if TYPE_CHECKING:  # torch loads only when a job runs: --help, --version and completion stay fast
+    import torch
+
+    from hiso.federation.processes import Processes
 
 register_configs()
 
 
 def resolve_device(name: str) -> torch.device:
     """The device a `device=` setting gives this process (accelerate's choice for auto)."""
+    from hiso.federation.processes import start_processes
+
     return start_processes(name).device
 
 
@@ -49,11 +56,16 @@ def run(
     SIGTERM stop it after the round in progress: outputs and a checkpoint are written and
     Interrupted is raised. A process other than the main one (`processes`, default: started
     from cfg.device) only keeps its replica in step: it writes nothing and returns {}."""
+    import torch
+
+    from hiso.federation.processes import start_processes
     from hiso.federation.simulator import Simulation
     from hiso.models import build_model
+    from hiso.preflight import read_checked_data
     from hiso.resume import RunCheckpoints
     from hiso.tasks import build_task
     from hiso.tracking import Tracker
+    from hiso.tracking.patience import Patience
 
     run_dir = Path(run_dir)
     with StopSignals() as stop:
@@ -77,6 +89,12 @@ def run(
         history = None if state is None else state["tracker"]["history"]
         rounds = cfg.federation.rounds
         tracker = Tracker(run_dir, cfg.logger, container, rounds, run_name=name, history=history)
+        patience = Patience(cfg.federation.patience, tracker.history)
+
+        def log(record: dict[str, Any]) -> None:
+            tracker.log(record)
+            patience.observe(record)
+
         checkpoints = RunCheckpoints(run_dir, cfg, container, list(overrides), simulation, tracker)
         simulation.evaluation.announce = tracker.note
         extras: dict[str, Any] = {
@@ -90,7 +108,11 @@ def run(
             "threads": torch.get_num_threads(),
         }
         try:
-            extras |= simulation.run(tracker.log, stop.requested, checkpoints.on_round)
+            # the early-stopping hook: the loop asks this before each round
+            halt = lambda: stop.requested() or patience.exhausted  # noqa: E731
+            extras |= simulation.run(log, halt, checkpoints.on_round)
+            if patience.exhausted and simulation.round != rounds:
+                extras |= stopped_early(simulation, patience)
             checkpoints.at_end()
         except Interrupted as now:  # a second signal: the newest checkpoint stays as it is
             tracker.finish(extras, cfg.federation.target_accuracy, "interrupted", now.exit_code)
@@ -145,10 +167,23 @@ def summary_line(summary: dict[str, Any]) -> str:
     return line + (f"; {skipped} rounds skipped (NaN/inf, nan_policy=skip)" if skipped else "")
 
 
+def stopped_early(simulation: Any, patience: Any) -> dict[str, Any]:
+    """The summary's figures of a run that early stopping ended: where it stopped, the test split
+    scored with the final model and with the best validation round's."""
+    final = simulation.evaluation.evaluate("test", simulation.round)
+    return {
+        "stopped_early_at": simulation.round,
+        "patience": patience.limit,
+        "final_test_accuracy": final["test_accuracy"],
+        "final_test_loss": final["test_loss"],
+        **simulation.evaluation.test_at_best(final),
+    }
+
+
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def _main(cfg: DictConfig) -> float | None:
     # imported here, not above: transformers and datasets read the hub switches as they load
-    from hiso.federation.processes import ReplicaMismatchError
+    from hiso.federation.processes import ReplicaMismatchError, start_processes
     from hiso.federation.simulator import NonFiniteLossError
     from hiso.resume import prepare
 
@@ -168,6 +203,8 @@ def _main(cfg: DictConfig) -> float | None:
                 _print_skipped(start.finished, start.cfg, run_dir)
             processes.close()
             return start.finished.get("best_val_accuracy")
+        if HydraConfig.get().mode == RunMode.MULTIRUN and start.cfg.logger.wandb.group is None:
+            start.cfg.logger.wandb.group = HydraConfig.get().sweep.dir  # the sweep's runs together
         summary = run(start.cfg, run_dir, start.state, start.overrides, processes)
         processes.close()
     except SetupError as error:
@@ -224,6 +261,8 @@ def _follow_main_process(argv: list[str]) -> list[str]:
     """Under a launcher with several processes: one job (a sweep is refused), and on every
     process but the main one, Hydra writes nothing (no run directory of its own, no .hydra/, no
     log file); such a process runs in the main process's run directory, received from it."""
+    from hiso.federation.processes import launched_processes, launched_rank
+
     if launched_processes() == 1:
         return argv
     if any(a in ("-m", "--multirun") for a in argv):
@@ -240,8 +279,17 @@ def _follow_main_process(argv: list[str]) -> list[str]:
 def main() -> None:
     """The console script: every job's inputs are checked before Hydra runs the first one;
     with $HISO_CACHE set, every cache goes below it (before any library that caches loads)."""
+    args = sys.argv[1:]
+    if "--version" in args:
+        print_version()
+        return
+    if asks_for_help(args):
+        print(help_text([a for a in args if not a.startswith("-")]))
+        return
     redirect_caches()
-    sys.argv = _follow_main_process(_resume_in_place(sys.argv))
+    sys.argv = expand_eval(sys.argv)
+    if not answers_itself(sys.argv[1:]):
+        sys.argv = _follow_main_process(_resume_in_place(sys.argv))
     check_command()
     _main()
 

@@ -217,6 +217,8 @@ def validate(cfg: Any) -> None:
         )
     if f.target_accuracy is not None and not 0.0 < f.target_accuracy <= 1.0:
         raise ConfigError("federation.target_accuracy", f.target_accuracy, "a fraction in (0, 1]")
+    if f.patience is not None and f.patience < 1:
+        raise ConfigError("federation.patience", f.patience, "null (never stop early) or >= 1")
     _choice("model.kind", m.kind, ("hf", "cnn"))
     _choice("model.forward_dtype", m.forward_dtype, ("float32", "bfloat16"))
     if m.lora.r < 0:
@@ -248,7 +250,7 @@ def validate(cfg: Any) -> None:
             raise ConfigError(f"dataset.{key}", d[key], "null (every example) or an integer >= 1")
     _at_least("model.channels", m.channels, 1)
     _at_least("model.hidden", m.hidden, 1)
-    _choice("logger.wandb", lg.wandb, ("offline", "online", "disabled"))
+    _choice("logger.wandb.mode", lg.wandb.mode, ("offline", "online", "disabled"))
     _at_least("logger.log_every", lg.log_every, 1)
     _choice("nan_policy", cfg.nan_policy, ("stop", "skip"))
     for key, seed in (("seed", cfg.seed), ("dataset.validation_seed", d.validation_seed)):
@@ -258,8 +260,8 @@ def validate(cfg: Any) -> None:
         raise ConfigError(
             "checkpoint.every", cfg.checkpoint.every, "an integer >= 0 (0: only at the end)"
         )
-    if cfg.checkpoint.keep < 1:
-        raise ConfigError("checkpoint.keep", cfg.checkpoint.keep, "an integer >= 1")
+    if cfg.checkpoint.keep < 0:
+        raise ConfigError("checkpoint.keep", cfg.checkpoint.keep, "an integer >= 0 (0: none)")
     if cfg.threads is not None and cfg.threads < 1:
         raise ConfigError("threads", cfg.threads, "null (torch's default) or an integer >= 1")
     if cfg.device not in ("auto", "cpu") and not str(cfg.device).startswith("cuda"):

@@ -22,7 +22,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from hiso.config import conf_dir, unknown_field, validate
-from hiso.data.partition import check_shard_size
 from hiso.hub import set_hub_mode
 from hiso.schema import ConfigError, LoggerConfig, ModelConfig, SetupError
 
@@ -38,6 +37,7 @@ def read_checked_data(cfg: Any, already_read: dict[str, Any] | None = None) -> A
     for a client split that gives every client at least one batch. `already_read` keeps what was
     read per dataset and model section, so that the jobs of a sweep over other fields read their
     data once."""
+    from hiso.data.partition import check_shard_size
     from hiso.tasks import read_task_data
 
     already_read = {} if already_read is None else already_read
@@ -68,10 +68,10 @@ def check_label_words(model: ModelConfig, template: Template) -> None:
 
 def check_logger(cfg: LoggerConfig) -> None:
     """wandb online needs an API key from the environment or `wandb login` (never the config)."""
-    if cfg.wandb == "online" and not _wandb_key_available():
+    if cfg.wandb.mode == "online" and not _wandb_key_available():
         raise ConfigError(
-            "logger.wandb",
-            cfg.wandb,
+            "logger.wandb.mode",
+            cfg.wandb.mode,
             "offline or disabled; online needs WANDB_API_KEY in the environment or a key stored "
             "by `wandb login`, and this environment has neither",
         )

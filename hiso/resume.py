@@ -32,6 +32,7 @@ FREE_FIELDS = (
     "federation.eval_every",
     "federation.test_every",
     "federation.target_accuracy",
+    "federation.patience",
     "federation.checksum_every",
     "algo.direction_cache",
     "algo.direction_threads",
@@ -212,6 +213,8 @@ class RunCheckpoints:
         self.saved: int | None = simulation.round
 
     def save(self) -> None:
+        if self.store.keep == 0:  # checkpoint.keep=0: no checkpoint at all
+            return
         state = {
             "config": self.config,
             "overrides": self.overrides,

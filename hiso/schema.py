@@ -108,6 +108,9 @@ class FederationConfig:
     dirichlet_alpha: float = 1.0
     # validation accuracy in (0, 1] whose first round is reported as rounds_to_target (null: none)
     target_accuracy: float | None = None
+    # early stopping: end the run after N evaluations in a row without a better validation
+    # accuracy (null: run every round)
+    patience: int | None = None
     # evaluate all sampled clients' batches in one concatenated forward (else one per client)
     concat_clients: bool = True
     # split each evaluated batch into forwards of similar length: auto, off, or at most N forwards
@@ -232,6 +235,26 @@ class DatasetConfig:
 
 
 @dataclass
+class WandbConfig:
+    """The run's wandb run (logger.wandb)."""
+
+    # offline (synced later with `wandb sync`), online (needs a key) or disabled
+    mode: str = "offline"
+    # wandb project
+    project: str = "hiso-run"
+    # wandb entity (user or team; null: the key's default)
+    entity: str | None = None
+    # runs grouped together (null: the sweep directory in a -m sweep, else none)
+    group: str | None = None
+    # tags of the run
+    tags: list[str] = field(default_factory=list)
+    # the run's display name (null: ALGO-MODEL-DATASET-sSEED)
+    name: str | None = None
+    # a free-text description of the run
+    notes: str | None = None
+
+
+@dataclass
 class LoggerConfig:
     """Where a run's metrics go (the logger group)."""
 
@@ -242,10 +265,8 @@ class LoggerConfig:
     log_every: int = 10
     # write metrics.jsonl
     jsonl: bool = True
-    # wandb run: offline (synced later with `wandb sync`), online (needs a key) or disabled
-    wandb: str = "offline"
-    # wandb project name
-    project: str = "hiso-run"
+    # the wandb run: mode, project, entity, group, tags, name, notes
+    wandb: WandbConfig = field(default_factory=WandbConfig)
     # draw curves.png at the end of the run
     plot: bool = True
 
@@ -266,7 +287,7 @@ class CheckpointConfig:
 
     # a checkpoint every N rounds (0: only at the end of the run and when stopped by a signal)
     every: int = 50
-    # how many of the newest checkpoints to keep
+    # how many of the newest checkpoints to keep (0: none is written; the run cannot be resumed)
     keep: int = 2
 
 

@@ -1,23 +1,24 @@
-"""Run the commands of README.md as a reader would: each ```bash block, its commands in order, in
-a fresh copy of the checkout.
+"""Run the commands of README.md and of the docs pages that show commands users copy (PAGES) as a
+reader would: each ```bash block, its commands in order, in a fresh copy of the checkout.
 
     python scripts/readme_commands.py              # run them, shortened (CI: .ci/run)
     python scripts/readme_commands.py --compose    # compose and validate only (tests, seconds)
+    python scripts/readme_commands.py docs/outputs.md   # only the pages named
 
 The rules, per command (continuation lines joined):
 - a trailing comment containing `# not run: REASON` skips it; it is listed with its reason;
-- `hiso-run`, `make`, `python` and `accelerate` commands are runs: run in full, a training run
-  is shortened to SHORT, 2 rounds with 16 test and 16 validation examples (appended to a
-  `hiso-run` command line, to `make run`'s ARGS, and with 2 rounds per stage to
-  `scripts/reproduce.py`), anything else runs as written; with --compose,
+- `hiso-run`, `make`, `python`, `accelerate` and the package's other console scripts (RUNS) are
+  runs: run in full, a training run is shortened to SHORT, 2 rounds with 16 test and 16
+  validation examples (appended to a `hiso-run` command line, to `make run`'s ARGS, and with 2
+  rounds per stage to `scripts/reproduce.py`), anything else runs as written; with --compose,
   each `hiso-run` command (skipped ones too) gets `--cfg job` (composed and validated, nothing
   runs; in this process, its words split as bash splits a command without expansions) and
   the other runs are left to the full check;
-- a `hiso-run` training command that takes the same code path as an earlier one (the same config
-  group choices and the same overridden fields, only other values) is composed and validated
+- a `hiso-run` training command that takes the same code path as an earlier one of any page (the
+  same config group choices and overridden fields, only other values) is composed and validated
   in this process instead, and listed as sharing that command's run;
 - `hiso-run --help`, `--cfg`, `--info` and every other command (mkdir, printf, ...) run as written;
-- every `make ...` quoted in the README's text must also be a command of some bash block.
+- every `make ...` quoted in a page's text must also be a command of some bash block of the pages.
 Each block runs in its own copy of the checkout (its tracked and not-ignored files; .venv linked
 to this interpreter's environment, .cache to the checkout's), with that environment first on the
 PATH as `source .venv/bin/activate` puts it. A command that exits non-zero fails the check;
@@ -42,9 +43,27 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = ("federation.rounds=2", "dataset.max_test=16", "dataset.validation_size=16")
-RUNS = ("hiso-run", "make", "python", "accelerate")
+RUNS = (
+    "hiso-run",
+    "make",
+    "python",
+    "accelerate",
+    "hiso-run-export",
+    "hiso-summarize",
+    "hiso-plot",
+)
 INFO_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i")
 NOT_RUN = "# not run:"
+# the pages whose bash blocks users copy, relative to the checkout
+PAGES = (
+    "README.md",
+    "docs/install.md",
+    "docs/configuring.md",
+    "docs/algorithms.md",
+    "docs/outputs.md",
+    "docs/reproducing.md",
+    "docs/processes.md",
+)
 
 
 @dataclass(frozen=True)
@@ -224,23 +243,23 @@ def run(line: str, cwd: Path, env: dict[str, str]) -> tuple[int, str]:
     return result.returncode, result.stdout + result.stderr
 
 
-def check(readme: Path, root: Path, compose: bool) -> int:
-    """Run every block's commands (see the module's rules); print one line per command and the
-    output of each that failed; return the number of failures."""
-    text = readme.read_text()
+def check(pages: list[Path], root: Path, compose: bool) -> int:
+    """Run every block's commands of every page (see the module's rules); print one line per
+    command and the output of each that failed; return the number of failures."""
+    texts = {label(page, root): page.read_text() for page in pages}
     failures = 0
-    commands = {c.text for block in bash_blocks(text) for c in block}
-    for number, quoted in quoted_make_commands(text):
-        if quoted not in commands:
-            failures += 1
-            print(
-                f"{readme.name}:{number}  FAILED  `{quoted}` is in no ```bash block: none runs it"
-            )
+    blocks = [(name, block) for name, text in texts.items() for block in bash_blocks(text)]
+    commands = {c.text for _, block in blocks for c in block}
+    for name, text in texts.items():
+        for number, quoted in quoted_make_commands(text):
+            if quoted not in commands:
+                failures += 1
+                print(f"{name}:{number}  FAILED  `{quoted}` is in no ```bash block: none runs it")
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.prefix) / 'bin'}{os.pathsep}{env['PATH']}"
-    blocks = bash_blocks(text)
-    shared = {} if compose else plan(blocks)
-    for block in blocks:
+    shared = {} if compose else plan([block for _, block in blocks])
+    where = {command: f"{name}:{command.line}" for name, block in blocks for command in block}
+    for name, block in blocks:
         with tempfile.TemporaryDirectory(prefix="readme-") as scratch:
             cwd = Path(scratch)
             scratch_copy(root, cwd)
@@ -250,23 +269,30 @@ def check(readme: Path, root: Path, compose: bool) -> int:
             for command in block:
                 runs = shared.get(command)
                 if runs is not None:  # composed only: the code path of an earlier run
-                    failures += check_command(readme.name, command, True, cwd, env, runs)
+                    failures += check_command(name, command, True, cwd, env, where[runs])
                 else:
-                    failures += check_command(readme.name, command, compose, cwd, env)
+                    failures += check_command(name, command, compose, cwd, env)
     print(f"{failures} failed" if failures else "every command passed")
     return failures
 
 
+def label(page: Path, root: Path) -> str:
+    """The page as the check names it: relative to the checkout when inside it."""
+    page, root = page.resolve(), root.resolve()
+    return str(page.relative_to(root)) if page.is_relative_to(root) else page.name
+
+
 def check_command(
-    readme: str,
+    page: str,
     command: Command,
     compose: bool,
     cwd: Path,
     env: dict,
-    runs: Command | None = None,
+    runs: str | None = None,
 ) -> int:
-    """Check one command (`runs`: the earlier command whose real run covers its code path)."""
-    where = f"{readme}:{command.line}"
+    """Check one command of `page` (`runs`: where the earlier command is whose real run covers
+    its code path)."""
+    where = f"{page}:{command.line}"
     line = check_form(command, compose)
     if line is None:
         why = f"not run: {command.skip}" if command.skip else "left to the full check"
@@ -285,7 +311,7 @@ def check_command(
         return 1
     did = "composed" if line.endswith("--cfg job") else "ran"
     did += f"; not run: {command.skip}" if command.skip else ""
-    did += f"; shares the run of {readme}:{runs.line}" if runs else ""
+    did += f"; shares the run of {runs}" if runs else ""
     print(f"{where}  {did} ({seconds:.0f} s)  | {line}")
     return 0
 
@@ -293,10 +319,11 @@ def check_command(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compose", action="store_true", help="hiso-run --cfg job only")
-    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("pages", nargs="*", type=Path, help="the pages to check (default: PAGES)")
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to copy")
     args = parser.parse_args(argv)
-    return 1 if check(args.readme, args.root, args.compose) else 0
+    pages = args.pages or [args.root / page for page in PAGES]
+    return 1 if check(pages, args.root, args.compose) else 0
 
 
 if __name__ == "__main__":

@@ -61,7 +61,9 @@ def test_end_to_end_writes_metrics_summary_plot_and_wandb(tmp_path: Path) -> Non
     assert "\r" not in result.stderr
     progress = [line for line in result.stderr.splitlines() if line.startswith("round ")]
     assert [line.split()[1] for line in progress] == ["0/20", "10/20", "20/20"]
-    assert re.search(r"val_accuracy \d+\.\d\d%.* bytes [\d.]+ KiB  [\d.]+ s/round$", progress[1])
+    assert re.search(
+        r"val_accuracy \d+\.\d\d%.* bytes [\d.]+ KiB  [\d.]+ s/round  eta 0:00:\d\d$", progress[1]
+    )
     last = result.stdout.strip().splitlines()[-1]
     figures = r"initial_test_accuracy=\d+\.\d\d%, final_test_accuracy=\d+\.\d\d%, "
     assert re.match(r"\[hiso-run\] " + figures, last), last

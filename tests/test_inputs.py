@@ -22,7 +22,7 @@ from hiso import cli, preflight
 from hiso.config import check_schema
 from hiso.data.partition import dirichlet_partition
 from hiso.federation.clients import SimulatedClient
-from hiso.schema import AlgoConfig, ConfigError, LoggerConfig
+from hiso.schema import AlgoConfig, ConfigError, LoggerConfig, WandbConfig
 from hiso.tasks import read_task_data
 
 from configs import digits_config
@@ -226,8 +226,8 @@ CASES = [
     ),
     Case(
         "wandb-online",
-        (*DIGITS, "logger=default", "logger.wandb=online"),
-        ("logger.wandb='online'", "WANDB_API_KEY", "wandb login"),
+        (*DIGITS, "logger=default", "logger.wandb.mode=online"),
+        ("logger.wandb.mode='online'", "WANDB_API_KEY", "wandb login"),
     ),
     # multirun: every job is checked before the first one starts
     Case("multirun-nan", ("-m", *DIGITS, "optim.lr=1e-3,nan"), ("optim.lr=nan", "finite")),
@@ -303,7 +303,7 @@ def test_there_are_enough_cases() -> None:
 def test_wandb_online_accepts_a_key_from_the_environment_or_netrc(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    online = LoggerConfig(wandb="online")
+    online = LoggerConfig(wandb=WandbConfig(mode="online"))
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_BASE_URL", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
@@ -314,7 +314,7 @@ def test_wandb_online_accepts_a_key_from_the_environment_or_netrc(
     monkeypatch.setenv("NETRC", str(tmp_path / "none"))
     monkeypatch.setenv("WANDB_API_KEY", "k1")
     preflight.check_logger(online)
-    preflight.check_logger(LoggerConfig(wandb="offline"))
+    preflight.check_logger(LoggerConfig(wandb=WandbConfig(mode="offline")))
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")

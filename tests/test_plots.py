@@ -1,6 +1,7 @@
 """The figures and the sweep table on synthetic histories and configs: smoothing, round 0 on the
 bytes axes, integer round ticks, the hyperparameter footer, labels from what differs, the legend
-outside the panels, and scripts/summarize.py on fake run directories."""
+outside the panels, byte ticks that all carry a label, test accuracy as markers, and the sweep
+table (hiso/sweep_summary.py) and plot (hiso/sweep_plot.py) on fake run directories."""
 
 from __future__ import annotations
 
@@ -11,11 +12,10 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from hiso import sweep_plot, sweep_summary
 from hiso.tracking import plot_bands, plot_run, plot_runs
 from hiso.tracking.curves import ema
 from hiso.tracking.labels import flatten, hyperparameter_line, run_labels, varying_keys
-
-from configs import load_script
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -36,7 +36,7 @@ def config(**changes: object) -> dict:
         "algo": {"name": "hiso", "num_perturbations": 5, "beta": 0.95},
         "optim": {"lr": 1e-6, "batch_size": 8},
         "federation": {"num_clients": 6, "clients_per_round": 2, "local_steps": 1},
-        "logger": {"wandb": "offline"},
+        "logger": {"wandb": {"mode": "offline"}},
         "seed": 0,
     }
     for dotted, value in changes.items():
@@ -66,6 +66,15 @@ def test_run_figure_has_round_zero_on_bytes_axes_integer_ticks_and_footer(
         assert ax.get_xscale() == "symlog"
     assert list(acc_bytes.get_lines()[0].get_xdata()) == [0, 300]  # round 0 at zero bytes
     assert list(acc_bytes.get_lines()[0].get_ydata()) == [0.5, 0.75]
+    test = acc_rounds.get_lines()[1]  # scored at round 3 only: a marker, no line
+    assert list(test.get_xdata()) == [3] and test.get_linestyle() == "None"
+    fig.canvas.draw()
+    for ax in (loss_bytes, acc_bytes):  # every tick inside the panel has a label, 0 B first
+        lo, hi = ax.get_xlim()
+        shown = [t for t in ax.get_xticklabels() if lo <= t.get_position()[0] <= hi]
+        assert shown[0].get_text() == "0 B" and all(t.get_text() for t in shown), shown
+    (legend,) = fig.legends
+    assert "test accuracy (rounds scored)" in [t.get_text() for t in legend.get_texts()]
     raw, smooth = loss_rounds.get_lines()
     assert list(raw.get_ydata()) == [4.0, 2.0, 3.0]
     assert raw.get_alpha() is not None and raw.get_alpha() < 0.5  # faint behind
@@ -89,7 +98,8 @@ def test_several_runs_share_one_legend_outside_the_panels(tmp_path: Path) -> Non
     fig = plot_runs({"hiso": history(), "decomfl": history()}, tmp_path / "c.png", "t")
     assert all(ax.get_legend() is None for ax in fig.axes)
     (legend,) = fig.legends
-    assert [t.get_text() for t in legend.get_texts()] == ["hiso", "decomfl"]
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert texts[:2] == ["hiso", "decomfl"] and "validation accuracy" in texts
     fig.canvas.draw()
     box = legend.get_window_extent()
     renderer = fig.canvas.get_renderer()
@@ -110,8 +120,8 @@ def test_bands_have_one_legend_below_the_panels_and_integer_rounds(tmp_path: Pat
 
 def test_labels_name_only_what_differs_and_the_algorithm() -> None:
     configs = [
-        flatten(config(optim__lr=1e-6, logger__wandb="offline")),
-        flatten(config(optim__lr=1e-5, logger__wandb="disabled")),
+        flatten(config(optim__lr=1e-6, logger__wandb__mode="offline")),
+        flatten(config(optim__lr=1e-5, logger__wandb__mode="disabled")),
         flatten(config(optim__lr=1e-5, seed=1)),
     ]
     assert varying_keys(configs) == ["optim.lr", "seed"]  # logger: bookkeeping
@@ -148,7 +158,7 @@ def write_run(run_dir: Path, cfg: dict, overrides: list[str], summary: dict | No
 
 
 def test_plot_script_labels_runs_by_their_differences(tmp_path: Path, capsys) -> None:
-    plot = load_script("plot")
+    plot = sweep_plot
     dirs = [tmp_path / "0", tmp_path / "1", tmp_path / "bare"]
     write_run(dirs[0], config(), ["optim.lr=1e-6", "seed=0"], None)
     write_run(dirs[1], config(optim__lr=1e-5), ["optim.lr=1e-5", "seed=0"], None)
@@ -186,7 +196,7 @@ def test_summarize_tables_a_sweep_sorted_by_what_varied(tmp_path: Path, capsys) 
     write_run(root / "1", config(optim__lr=1e-6), ["optim.lr=1e-6"], summary("failed", 0.6, 1.5))
     write_run(root / "2", config(optim__lr=1e-4), ["optim.lr=1e-4"], summary("finished", 0.9, 3.0))
     write_run(root / "3", config(optim__lr=1e-3), ["optim.lr=1e-3"], None)  # still running
-    load_script("summarize").main([str(root)])
+    sweep_summary.main([str(root)])
     assert capsys.readouterr().out.split() == [str(root / "sweep.md"), str(root / "sweep.csv")]
     rows = list(csv.DictReader((root / "sweep.csv").open()))
     assert [r["run"] for r in rows] == ["1", "0", "2"]  # by optim.lr, the one key that varied
@@ -202,6 +212,41 @@ def test_summarize_tables_a_sweep_sorted_by_what_varied(tmp_path: Path, capsys) 
 
 def test_summarize_refuses_a_directory_without_runs(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as stopped:
-        load_script("summarize").main([str(tmp_path)])
+        sweep_summary.main([str(tmp_path)])
     assert stopped.value.code == 2
     assert "no run under" in capsys.readouterr().err
+
+
+def test_summarize_escapes_text_and_averages_over_seeds(tmp_path: Path) -> None:
+    root = tmp_path / "multirun"
+    prompt = "Review: {s}\nSentiment | mood:"
+    for i, (lr, seed, best) in enumerate([(1e-5, 0, 0.8), (1e-5, 1, 0.6), (1e-6, 0, 0.5)]):
+        cfg = config(optim__lr=lr, seed=seed)
+        cfg["dataset"] = {"prompt": prompt if lr == 1e-5 else "plain"}
+        write_run(
+            root / str(i), cfg, [f"optim.lr={lr}", f"seed={seed}"], summary("finished", best, 1.0)
+        )
+    keys, rows, shared = sweep_summary.sweep_rows(root)
+    text = sweep_summary.markdown(root, keys, rows, shared)
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert all(line.count(" | ") == table[0].count(" | ") for line in table[:4])  # intact rows
+    assert "Review: {s}\\nSentiment \\| mood:" in text
+    over = text.split("## Over seeds")[1]
+    # lr 1e-5, seeds 0 and 1: best validation 80% and 60%: mean 70, sd sqrt(200) = 14.14
+    assert (
+        "| 1e-05 | Review: {s}\\nSentiment \\| mood: | 0, 1 | 75.00 ± 0.00 | 70.00 ± 14.14 |"
+        in over
+    )
+    assert "| 1e-06 | plain | 0 | 75.00 | 50.00 |" in over
+
+
+def test_plot_draws_a_sweep_directory_as_mean_and_band_over_seeds(tmp_path: Path, capsys) -> None:
+    root = tmp_path / "sweep"
+    for i, (lr, seed) in enumerate([(1e-5, 0), (1e-5, 1), (1e-6, 0), (1e-6, 1)]):
+        write_run(root / str(i), config(optim__lr=lr, seed=seed), [f"optim.lr={lr}"], None)
+    out = tmp_path / "bands.png"
+    sweep_plot.main([str(root), "-o", str(out)])
+    assert capsys.readouterr().out.strip() == str(out) and out.read_bytes()[:8] == PNG_MAGIC
+    assert sweep_plot.run_dirs_of([root]) == [root / str(i) for i in range(4)]
+    labels, _ = sweep_plot.labels_and_footer(sweep_plot.run_dirs_of([root]), leave_out=("seed",))
+    assert labels == ["hiso optim.lr=1e-05"] * 2 + ["hiso optim.lr=1e-06"] * 2

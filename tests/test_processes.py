@@ -41,7 +41,7 @@ DIGITS = (
     "algo.num_perturbations=2",
     "optim.batch_size=8",
     "federation.checksum_every=2",
-    "logger.wandb=disabled",
+    "logger.wandb.mode=disabled",
     "threads=1",
 )
 

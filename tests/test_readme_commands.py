@@ -1,8 +1,10 @@
-"""The README-commands check (scripts/readme_commands.py): every README command composes, and the
-check fails on a broken command, whether it composes it or runs it."""
+"""The README-commands check (scripts/readme_commands.py): every command of the README and of the
+docs pages users copy from composes, and the check fails on a broken command, whether it composes
+it or runs it."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -70,7 +72,7 @@ def test_a_broken_command_fails_the_compose_check(
 ) -> None:
     path = tmp_path / "README.md"
     path.write_text(FIXTURE)
-    assert readme.main(["--compose", "--readme", str(path)]) == 1
+    assert readme.main(["--compose", str(path)]) == 1
     shown = capsys.readouterr().out
     assert "README.md:3  FAILED  `make nothing` is in no ```bash block" in shown
     assert "`make run` is in no" not in shown
@@ -91,12 +93,37 @@ def test_the_full_check_runs_each_block_in_a_fresh_copy_and_fails_on_an_exit_cod
         "hiso-run +experiment=digits logger=none\n```\n\n"
         "```bash\ntest ! -e made.txt   # a fresh copy\ngrep -q made made.txt\n```\n"
     )
-    assert readme.main(["--readme", str(path)]) == 1
+    assert readme.main([str(path)]) == 1
     shown = capsys.readouterr().out
     assert "README.md:2  ran" in shown and "README.md:3  ran" in shown
     assert "README.md:4  ran (" in shown and " ".join(readme.SHORT) in shown
     assert "README.md:8  ran" in shown
     assert "README.md:9  FAILED (exit 2" in shown and "1 failed" in shown
+
+
+def test_every_docs_page_with_bash_blocks_is_checked() -> None:
+    root = Path(readme.ROOT)
+    with_blocks = {
+        str(page.relative_to(root))
+        for page in [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+        if readme.bash_blocks(page.read_text())
+    }
+    assert with_blocks <= set(readme.PAGES), with_blocks - set(readme.PAGES)
+
+
+def test_pages_are_checked_together_and_failures_name_the_page(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)  # the checkout copied
+    (tmp_path / "docs").mkdir()
+    first, second = tmp_path / "README.md", tmp_path / "docs" / "more.md"
+    first.write_text("See `make lint`.\n\n```bash\ntrue\n```\n")
+    second.write_text("```bash\nmake lint  # not run: here\nfalse\n```\n")
+    assert readme.main(["--root", str(tmp_path), str(first), str(second)]) == 1
+    shown = capsys.readouterr().out
+    assert "make lint` is in no" not in shown  # quoted on one page, run on another
+    assert "README.md:4  ran" in shown
+    assert "docs/more.md:3  FAILED (exit 1" in shown and "1 failed" in shown
 
 
 def test_commands_that_differ_only_in_values_share_one_real_run() -> None:
@@ -120,11 +147,11 @@ def test_commands_that_differ_only_in_values_share_one_real_run() -> None:
 
 
 def test_every_readme_command_is_run_or_says_why_not() -> None:
-    """In the full check (CI) each command runs, shares an earlier command's run, or carries a
-    `# not run:` reason; a command the check would silently leave out fails here."""
-    text = (readme.ROOT / "README.md").read_text()
-    blocks = readme.bash_blocks(text)
-    shared = readme.plan(blocks)
-    for command in (c for block in blocks for c in block):
-        runs = readme.check_form(command, compose=False) is not None
-        assert runs or command.skip or command in shared, f"README.md:{command.line} never runs"
+    """In the full check (CI) each command of every page runs, shares an earlier command's run,
+    or carries a `# not run:` reason; a command the check would silently leave out fails here."""
+    pages = {page: readme.bash_blocks((readme.ROOT / page).read_text()) for page in readme.PAGES}
+    shared = readme.plan([block for blocks in pages.values() for block in blocks])
+    for page, blocks in pages.items():
+        for command in (c for block in blocks for c in block):
+            runs = readme.check_form(command, compose=False) is not None
+            assert runs or command.skip or command in shared, f"{page}:{command.line} never runs"

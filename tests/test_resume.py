@@ -31,7 +31,7 @@ from hiso.tracking.checkpoint import (
     read_checkpoint,
     write_checkpoint,
 )
-from hiso.tracking.wandb_reader import read_records, run_files
+from hiso.tracking.wandb_reader import read_records, read_wandb_run_ids, run_files
 
 import lm_fixtures
 from configs import digits_simulation
@@ -291,7 +291,7 @@ def test_a_signal_stops_cleanly_and_the_run_resumes_exactly(
     sig: signal.Signals, code: int, again: str, tmp_path: Path
 ) -> None:
     run_dir = tmp_path / "run"
-    command = (*DIGITS, "logger.wandb=offline", "logger.plot=true", f"hydra.run.dir={run_dir}")
+    command = (*DIGITS, "logger.wandb.mode=offline", "logger.plot=true", f"hydra.run.dir={run_dir}")
     stopped = start(*command, "resume=auto", cwd=tmp_path)
     expected = reference(tmp_path)
     wait_until_past_a_checkpoint(stopped, run_dir, at=20)
@@ -315,9 +315,10 @@ def test_a_signal_stops_cleanly_and_the_run_resumes_exactly(
     result = hiso_run(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert_same_run(run_dir, expected)
-    # the resumed run is a second offline wandb run, ended normally
+    # the resumed run continues the same wandb run (its id) in a second offline file, ended normally
     exits = [r.exit.exit_code for r in read_records(run_dir / "wandb") if r.HasField("exit")]
     assert exits == [code, 0] and len(run_files(run_dir / "wandb")) == 2
+    assert len(set(read_wandb_run_ids(run_dir / "wandb"))) == 1
 
 
 def test_damaged_newest_checkpoint_falls_back_and_raised_rounds_continue(tmp_path: Path) -> None:
@@ -373,10 +374,10 @@ def test_reconcile_applies_free_changes_and_names_the_refused_ones() -> None:
     cfg, merged = reconcile(
         saved_run(),
         saved,
-        ["federation.rounds=500", "federation.eval_every=5", "logger.wandb=offline"],
+        ["federation.rounds=500", "federation.eval_every=5", "logger.wandb.mode=offline"],
         at=40,
     )
-    assert (cfg.federation.rounds, cfg.federation.eval_every, cfg.logger.wandb) == (
+    assert (cfg.federation.rounds, cfg.federation.eval_every, cfg.logger.wandb.mode) == (
         500,
         5,
         "offline",

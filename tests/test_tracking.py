@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from hiso.schema import LoggerConfig
+from hiso.schema import LoggerConfig, WandbConfig
 from hiso.tracking import (
     Tracker,
     read_jsonl,
@@ -23,7 +23,13 @@ from hiso.tracking import (
     summarize,
 )
 from hiso.tracking.records import human_bytes
-from hiso.tracking.wandb_reader import read_records, run_files
+from hiso.tracking.tracker import WANDB_ID
+from hiso.tracking.wandb_reader import (
+    read_records,
+    read_wandb_offline_summary,
+    read_wandb_run_ids,
+    run_files,
+)
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "logger"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -53,6 +59,8 @@ def make_history() -> list[dict]:
             "cumulative_uplink_bytes": up,
             "cumulative_downlink_bytes": down,
             "cumulative_bytes": up + down,
+            "paper_bytes_hiso": 40 if r else 0,  # a round's, as the simulator logs them
+            "paper_bytes_decomfl": 60 if r else 0,
             "cumulative_paper_bytes_hiso": 40 * r,
             "cumulative_paper_bytes_decomfl": 60 * r,
             "round_time": round_time,
@@ -119,9 +127,11 @@ def test_offline_run_writes_every_sink_and_reads_back(tmp_path: Path, capsys) ->
 
     assert len(run_files(run_dir / "wandb")) == 1
     assert read_wandb_offline_history(run_dir / "wandb") == rows
-    summaries = [r.summary for r in read_records(run_dir / "wandb") if r.HasField("summary")]
-    logged = {u.key or ".".join(u.nested_key): u.value_json for s in summaries for u in s.update}
-    assert json.loads(logged["rounds_to_target"]) == 4
+    # the wandb run's summary is summary.json's: totals and finals, not the last round's row
+    assert {
+        k: v for k, v in read_wandb_offline_summary(run_dir / "wandb").items() if k in summary
+    } == summary
+    assert rows[-1]["paper_bytes_hiso"] != summary["paper_bytes_hiso"] == 160
 
     # pytest's captured stderr is no terminal: plain lines at the evaluations (rounds 0, 2, 4)
     err = capsys.readouterr().err
@@ -130,25 +140,28 @@ def test_offline_run_writes_every_sink_and_reads_back(tmp_path: Path, capsys) ->
         "round 0/4  val_loss 0.55  val_accuracy 45.00%  test_loss 0.5  test_accuracy 50.00%  "
         "test_f1 0.1  bytes 0 B",
         "round 2/4  loss 1.5  val_loss 0.35  val_accuracy 65.00%  test_loss 0.2  "
-        "test_accuracy 80.00%  test_f1 0.1  bytes 3.086 KiB  2 s/round",
+        "test_accuracy 80.00%  test_f1 0.1  bytes 3.086 KiB  2 s/round  eta 0:00:14",
         "round 4/4  loss 1  val_loss 0.22  val_accuracy 78.00%  test_loss 0.25  "
         "test_accuracy 75.00%  test_f1 0.1  bytes 10.08 KiB  3.5 s/round",
     ]
 
 
 def test_plain_lines_every_log_every_rounds_without_a_terminal(tmp_path: Path, capsys) -> None:
-    cfg = LoggerConfig(console=True, wandb="disabled", plot=False, log_every=3)
+    cfg = LoggerConfig(console=True, wandb=WandbConfig(mode="disabled"), plot=False, log_every=3)
     tracker = Tracker(tmp_path, cfg, {}, total_rounds=7)
     for r in range(8):
         record = {"round": r, "train_loss": 1.0, "cumulative_bytes": 100 * r, "round_time": r}
+        record["wall_time"] = r * (r + 1) / 2
         if r == 5:
             record["val_accuracy"] = 0.123456
         tracker.log(record)
     tracker.finish({}, None)
     lines = capsys.readouterr().err.splitlines()
     assert [line.split()[1] for line in lines] == ["0/7", "3/7", "5/7", "6/7", "7/7"]
-    assert lines[1].endswith("bytes 300 B  2 s/round")  # rounds 1-3: (1 + 2 + 3) / 3
-    assert "val_accuracy 12.35%" in lines[2] and lines[2].endswith("4.5 s/round")
+    # rounds 1-3: (1 + 2 + 3) / 3 s each; 4 rounds left at the 6 s / 3 rounds so far
+    assert lines[1].endswith("bytes 300 B  2 s/round  eta 0:00:08")
+    assert "val_accuracy 12.35%" in lines[2] and lines[2].endswith("4.5 s/round  eta 0:00:06")
+    assert lines[4].endswith("7 s/round")  # the last round: nothing left
 
 
 def test_a_terminal_gets_the_progress_bar(tmp_path: Path, monkeypatch) -> None:
@@ -156,7 +169,9 @@ def test_a_terminal_gets_the_progress_bar(tmp_path: Path, monkeypatch) -> None:
     fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))  # 160 columns
     terminal = os.fdopen(side, "w")
     monkeypatch.setattr(sys, "stderr", terminal)
-    tracker = Tracker(tmp_path, LoggerConfig(wandb="disabled", plot=False), {}, total_rounds=4)
+    tracker = Tracker(
+        tmp_path, LoggerConfig(wandb=WandbConfig(mode="disabled"), plot=False), {}, total_rounds=4
+    )
     log_all(tracker, make_history())
     tracker.finish({}, None)
     terminal.flush()
@@ -184,7 +199,9 @@ def test_close_on_error_keeps_metrics_and_marks_wandb_failed(tmp_path: Path) -> 
 
 def test_resumed_tracker_rewrites_metrics_to_its_history_and_replays_it(tmp_path: Path) -> None:
     history = make_history()
-    stopped = Tracker(tmp_path, LoggerConfig(console=False, wandb="disabled"), {}, 4)
+    stopped = Tracker(
+        tmp_path, LoggerConfig(console=False, wandb=WandbConfig(mode="disabled")), {}, 4
+    )
     log_all(stopped, history)  # the stopped process logged rounds 0-4; its checkpoint holds 0-2
     (tmp_path / "summary.json").write_text("{}")
     checkpointed = read_jsonl(tmp_path / "metrics.jsonl")[:3]
@@ -200,6 +217,45 @@ def test_resumed_tracker_rewrites_metrics_to_its_history_and_replays_it(tmp_path
     assert rows == json.loads(json.dumps(resumed.history))
     assert read_wandb_offline_history(tmp_path / "wandb") == rows  # one run, the whole history
     assert summary["round_reached"] == 4 and summary["initial_test_accuracy"] == ACCURACY[0]
+
+
+def test_a_resumed_run_continues_the_same_wandb_run(tmp_path: Path) -> None:
+    history = make_history()
+    stopped = Tracker(tmp_path, LoggerConfig(console=False, plot=False), {}, 4)
+    log_all(stopped, history)
+    stopped.finish({}, None, "interrupted", 143)
+    checkpointed = read_jsonl(tmp_path / "metrics.jsonl")[:3]
+    resumed = Tracker(
+        tmp_path, LoggerConfig(console=False, plot=False), {}, 4, history=checkpointed
+    )
+    log_all(resumed, history[3:])
+    summary = resumed.finish({}, None)
+    first, again = read_wandb_run_ids(tmp_path / "wandb")
+    assert first == again == (tmp_path / WANDB_ID).read_text().strip()
+    assert (
+        read_wandb_offline_summary(tmp_path / "wandb")["round_reached"] == summary["round_reached"]
+    )
+    fresh = tmp_path / "fresh"  # a run that starts (no history) is a new wandb run
+    Tracker(fresh, LoggerConfig(console=False, plot=False), {}, 4).finish({}, None)
+    assert read_wandb_run_ids(fresh / "wandb") != [first]
+
+
+def test_wandb_fields_name_the_run(tmp_path: Path) -> None:
+    fields = WandbConfig(
+        project="p", entity=None, group="sweep-7", tags=["a", "b"], name=None, notes="why"
+    )
+    tracker = Tracker(
+        tmp_path, LoggerConfig(console=False, plot=False, wandb=fields), {}, 1, "r-s0"
+    )
+    tracker.finish({}, None)
+    (run,) = [r.run for r in read_records(tmp_path / "wandb") if r.HasField("run")]
+    assert (run.project, run.run_group, list(run.tags), run.display_name, run.notes) == (
+        "p",
+        "sweep-7",
+        ["a", "b"],
+        "r-s0",
+        "why",
+    )
 
 
 def test_disabled_wandb_creates_no_wandb_dir(tmp_path: Path) -> None:
@@ -239,7 +295,7 @@ def test_read_jsonl_drops_a_torn_last_line_only(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["default", "none"])
 def test_logger_group_files_fit_the_schema(name: str) -> None:
     cfg = OmegaConf.merge(OmegaConf.structured(LoggerConfig), OmegaConf.load(CONF / f"{name}.yaml"))
-    assert cfg.wandb == ("offline" if name == "default" else "disabled")
+    assert cfg.wandb.mode == ("offline" if name == "default" else "disabled")
 
 
 def test_human_bytes() -> None:
@@ -258,7 +314,9 @@ def test_curves_footer_names_the_key_hyperparameters(tmp_path: Path) -> None:
         "optim": {"lr": 1e-5, "batch_size": 8},
         "seed": 3,
     }
-    tracker = Tracker(tmp_path, LoggerConfig(console=False, wandb="disabled"), config, 1)
+    tracker = Tracker(
+        tmp_path, LoggerConfig(console=False, wandb=WandbConfig(mode="disabled")), config, 1
+    )
     assert tracker.footer.startswith("hiso")
     assert all(part in tracker.footer for part in ("lr=1e-05", "P=5", "batch=8", "seed=3"))
     tracker.finish({}, target_accuracy=None)

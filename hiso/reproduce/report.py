@@ -325,7 +325,8 @@ def finished_seeds(document: dict[str, Any]) -> int:
 
 def overwrite_refusal(path: Path, document: dict[str, Any]) -> str | None:
     """Why writing `document` over the table at `path` would lose results (None: it would not):
-    the table there holds more finished seeds, or finished seeds of more rounds."""
+    the table there holds more finished seeds, or finished seeds of more rounds (a table of
+    searches alone holds no final runs at its rounds)."""
     if not path.is_file():
         return None
     held = json.loads(path.read_text(encoding="utf-8"))

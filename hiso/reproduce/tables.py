@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hiso.config import conf_dir
 from hiso.reproduce.search import MAX_EXTENSIONS
 
 
@@ -97,6 +98,21 @@ class Table:
 
     def cell_methods(self, cell: Cell) -> tuple[Method, ...]:
         return tuple(m for m in self.methods if not cell.methods or m.name in cell.methods)
+
+
+# methods whose algo group does not exist yet, by table (`available`): reproduce.py names them
+PENDING: dict[str, list[str]] = {}
+
+
+def available(table: str, *methods: Method) -> tuple[Method, ...]:
+    """The methods whose algo group exists (conf/algo/ALGO.yaml); the others are noted in
+    PENDING[table] and join the table when their algo lands (e.g. FedKSeed, issue 19)."""
+    groups = conf_dir() / "algo"
+    kept = tuple(m for m in methods if (groups / f"{m.algo}.yaml").is_file())
+    missing = [f"{m.name} (algo={m.algo})" for m in methods if m not in kept]
+    if missing:
+        PENDING.setdefault(table, []).extend(missing)
+    return kept
 
 
 # ---- the HiSo paper, Tables 2 (rounds to DeComFL's best) and 3 (final accuracy) ----
@@ -208,7 +224,7 @@ DECOMFL_LORA = Table(
 # ---- CPU scale: the digits CNN and SmolLM2 on movie reviews ----
 _ZO_CNN_LRS = (5e-4, 1e-3, 2e-3)
 SEQUENTIAL = "federation.client_updates=sequential"
-FEDKSEED_CNN = ("algo.num_perturbations=1", "optim.momentum=0.0")
+_FEDKSEED_CNN = ("algo.num_perturbations=1", "optim.momentum=0")
 _MNIST = {"decomfl": Paper(97.1), "fedavg": Paper(99.0)}
 
 DIGITS = Table(
@@ -267,10 +283,15 @@ DIGITS = Table(
             ("algo.num_perturbations=1",),
             "MeZO",
         ),
-        # one direction per local step (the experiment's P = 20 restated, as for MeZO) and no
-        # momentum (FedKSeed's model is a sum of seeded steps)
-        Method("fedkseed", "fedkseed", _ZO_CNN_LRS, FEDKSEED_CNN, "FedKSeed"),
-        Method("fedkseed-pro", "fedkseed-pro", _ZO_CNN_LRS, FEDKSEED_CNN, "FedKSeed-Pro"),
+        *available(
+            "digits",
+            # one direction per local step (the paper's rule) and no momentum (the rebuild from
+            # per-seed sums needs none): MeZO's one-direction grid, which brackets its optimum
+            Method("fedkseed", "fedkseed", (5e-5, 1e-4, 2e-4), _FEDKSEED_CNN, "FedKSeed"),
+            Method(
+                "fedkseed-pro", "fedkseed-pro", (5e-5, 1e-4, 2e-4), _FEDKSEED_CNN, "FedKSeed-Pro"
+            ),
+        ),
     ),
     seeds=(2, 3, 4),
     search_seeds=(0, 1),
@@ -281,14 +302,17 @@ DIGITS = Table(
 
 MOVIE_STUDY = Table(
     name="movie-study",
-    title="SmolLM2-135M on movie reviews: DeComFL vs HiSo (and FedKSeed)",
+    title="SmolLM2-135M on movie reviews: DeComFL vs HiSo",
     source="this project's CPU-scale study (issue 9) in the HiSo paper's federation",
     experiment="movie-study",
     methods=(
         Method("decomfl", "decomfl", (2e-6, 5e-6, 1e-5), label="DeComFL"),
         Method("hiso", "hiso", (5e-6, 1e-5, 2e-5), label="HiSo"),
-        Method("fedkseed", "fedkseed", (2e-6, 5e-6, 1e-5), label="FedKSeed"),
-        Method("fedkseed-pro", "fedkseed-pro", (2e-6, 5e-6, 1e-5), label="FedKSeed-Pro"),
+        *available(
+            "movie-study",
+            Method("fedkseed", "fedkseed", (2e-6, 5e-6, 1e-5), label="FedKSeed"),
+            Method("fedkseed-pro", "fedkseed-pro", (2e-6, 5e-6, 1e-5), label="FedKSeed-Pro"),
+        ),
     ),
     # rates chosen on seed 0's search, reported on four other seeds: the reported figures carry
     # no luck of the selection

@@ -10,7 +10,14 @@ from pathlib import Path
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter, PercentFormatter
+from matplotlib.lines import Line2D
+from matplotlib.ticker import (
+    FixedLocator,
+    FuncFormatter,
+    MaxNLocator,
+    NullLocator,
+    PercentFormatter,
+)
 
 from hiso.tracking.curves import ema, ema_span, is_number, mean_curve
 from hiso.tracking.records import human_bytes
@@ -25,11 +32,14 @@ _PANELS = (
 _LABELS = {
     "round": "round",
     "cumulative_bytes": "cumulative bytes on the wire (all clients)",
-    "train_loss": "train loss (EMA; raw per round faint)",
-    "accuracy": "accuracy (validation: line, test: squares)",
+    "train_loss": "train loss",
+    "accuracy": "accuracy",
 }
-# the series an accuracy panel draws: (metric key, marker, line style)
-_ACCURACY_SERIES = (("val_accuracy", "o", "-"), ("test_accuracy", "s", ":"))
+# the series an accuracy panel draws: (metric key, marker, line style); the test split is scored
+# at a few rounds only, so it gets markers at those rounds and no line between them
+_ACCURACY_SERIES = (("val_accuracy", "o", "-"), ("test_accuracy", "s", "none"))
+# at most this many labelled ticks on a bytes axis
+_BYTE_TICKS = 7
 
 
 def _points(history: list[dict], x: str, y: str) -> tuple[list[float], list[float]]:
@@ -44,28 +54,55 @@ def round_axis(ax: Axes) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def bytes_axis(ax: Axes, linthresh: float) -> None:
+def bytes_axis(ax: Axes, linthresh: float, top: float) -> None:
     """Cumulative bytes on a symlog axis: linear up to `linthresh` (the smallest positive count
     drawn, a first round's bytes), logarithmic above, so round 0 (no bytes yet) sits at x = 0.
-    Ticks within 4x of linthresh go unlabelled: the linear part is narrow and they would print
-    over the 0."""
+    Every tick is labelled: 0, then powers of 2 from 1.5 x linthresh (closer ones would print
+    over the 0) up to `top`, every other one while there would be _BYTE_TICKS or more."""
     ax.set_xscale("symlog", base=4, linthresh=linthresh, linscale=0.5)
     ax.set_xlabel(_LABELS["cumulative_bytes"])
-    ax.xaxis.set_major_formatter(
-        FuncFormatter(lambda value, _: "" if 0 < value < 4 * linthresh else human_bytes(value))
-    )
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    powers = [2.0**k for k in range(128) if 1.5 * linthresh <= 2.0**k <= max(top, 1.0) * 1.05]
+    while len(powers) >= _BYTE_TICKS:
+        powers = powers[::2]
+    ax.xaxis.set_major_locator(FixedLocator([0.0, *powers]))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: human_bytes(value)))
+    ax.xaxis.set_minor_locator(NullLocator())
+    left, right = ax.get_xlim()
+    ax.set_xlim(min(left, -0.05 * linthresh), right)  # the 0 tick inside the panel
 
 
 def _linthresh(counts: Iterable[object]) -> float:
     return min((float(c) for c in counts if is_number(c) and c > 0), default=1.0)  # type: ignore[operator]
 
 
+def _top(counts: Iterable[object]) -> float:
+    return max((float(c) for c in counts if is_number(c)), default=1.0)  # type: ignore[arg-type]
+
+
+def _key(colour: str) -> list[Line2D]:
+    """Legend entries that say what each kind of line and marker is."""
+    return [
+        Line2D([], [], color=colour, linewidth=1.5, label="train loss (EMA)"),
+        Line2D([], [], color=colour, linewidth=0.8, alpha=0.25, label="train loss per round"),
+        Line2D([], [], color=colour, marker="o", markersize=4, label="validation accuracy"),
+        Line2D(
+            [],
+            [],
+            color=colour,
+            marker="s",
+            linestyle="none",
+            markersize=5,
+            label="test accuracy (rounds scored)",
+        ),
+    ]
+
+
 def _draw(runs: dict[str, list[dict]], out_png: Path, title: str, footer: str | None) -> Figure:
     fig = Figure(figsize=(11, 7.5), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, 2)
-    linthresh = _linthresh(r.get("cumulative_bytes") for h in runs.values() for r in h)
+    counts = [r.get("cumulative_bytes") for h in runs.values() for r in h]
+    linthresh, top = _linthresh(counts), _top(counts)
     for ax, (x, y) in zip(axes.flat, _PANELS, strict=True):
         for colour, (label, history) in enumerate(runs.items()):
             if y == "train_loss":
@@ -82,7 +119,7 @@ def _draw(runs: dict[str, list[dict]], out_png: Path, title: str, footer: str | 
                         ys,
                         marker=marker,
                         linestyle=style,
-                        markersize=3,
+                        markersize=3 if style != "none" else 5,
                         linewidth=1.2,
                         color=f"C{colour}",
                         label=label if key == _ACCURACY_SERIES[0][0] else None,
@@ -90,14 +127,20 @@ def _draw(runs: dict[str, list[dict]], out_png: Path, title: str, footer: str | 
         if x == "round":
             round_axis(ax)
         else:
-            bytes_axis(ax, linthresh)
+            bytes_axis(ax, linthresh, top)
         ax.set_ylabel(_LABELS[y])
         ax.grid(alpha=0.3)
         if y == "accuracy":
             ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    for row in axes:  # loss and accuracy over the same x range
+        lows, highs = zip(*(ax.get_xlim() for ax in row), strict=True)
+        for ax in row:
+            ax.set_xlim(min(lows), max(highs))
+    handles: list = _key("C0" if len(runs) == 1 else "0.4")
     if len(runs) > 1:
-        handles, labels = axes[0, 0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(runs), 3))
+        runs_handles, _ = axes[0, 0].get_legend_handles_labels()
+        handles = [*runs_handles, *handles]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4))
     fig.suptitle(title if not footer else f"{title}\n{footer}")
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
@@ -119,14 +162,14 @@ def plot_runs(
     return _draw(runs, out_png, title, footer)
 
 
-def _band_axes(ax: Axes, x: str, linthresh: float) -> None:
+def _band_axes(ax: Axes, x: str, linthresh: float, top: float) -> None:
     ax.set_ylabel("validation accuracy")
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
     ax.grid(alpha=0.3)
     if x == "round":
         round_axis(ax)
     else:
-        bytes_axis(ax, linthresh)
+        bytes_axis(ax, linthresh, top)
 
 
 def plot_bands(
@@ -146,7 +189,8 @@ def plot_bands(
         for cell, methods in cells.items()
         for label, runs in methods.items()
     }
-    linthresh = _linthresh(p.bytes.get("measured") for curve in curves.values() for p in curve)
+    measured = [p.bytes.get("measured") for curve in curves.values() for p in curve]
+    linthresh, top = _linthresh(measured), _top(measured)
     for row, (cell, methods) in zip(axes, cells.items(), strict=False):
         for label in methods:
             curve = curves[(cell, label)]
@@ -165,7 +209,7 @@ def plot_bands(
                     linewidth=0,
                 )
         for ax, x in zip(row, ("round", "bytes"), strict=True):
-            _band_axes(ax, x, linthresh)
+            _band_axes(ax, x, linthresh, top)
             if cell:
                 ax.set_title(cell, fontsize="medium")
     handles = {

@@ -45,6 +45,7 @@ def _scores(record: dict) -> dict:
 
 
 SUMMARY = "summary.json"
+WANDB_ID = "wandb-run-id"  # the run directory's wandb run, continued by a resumed run
 
 
 class Tracker:
@@ -52,12 +53,15 @@ class Tracker:
 
     Records are stored as given, except that non-finite floats become None (null in JSON, key
     kept), and `round_time` / `wall_time` are filled from the tracker's clock when the caller
-    omits them. wandb files land under run_dir/wandb; mode "disabled" never touches wandb.
+    omits them. wandb files land under run_dir/wandb and the wandb run's id in run_dir/WANDB_ID;
+    mode "disabled" never touches wandb. The wandb summary holds summary.json's figures (totals
+    and finals), set after the last round's row.
 
     A resumed run passes the `history` of its checkpoint: metrics.jsonl is rewritten to exactly
     those records (rows logged after the checkpoint by the stopped process are dropped, so the
     file ends as an uninterrupted run's would), and a new wandb run in the same directory gets
-    them replayed before the new rounds, so the newest wandb run holds the whole history.
+    them replayed before the new rounds (offline), so the newest file holds the whole history;
+    it is the same wandb run (the stored id), continued.
     A summary.json already in the directory is removed: only a run that ends writes one.
     """
 
@@ -77,19 +81,7 @@ class Tracker:
         self.title = run_name or self.run_dir.name
         self.footer = hyperparameter_line(config)
         self.history: list[dict] = list(history or [])
-        self._run: wandb.Run | None = None
-        if cfg.wandb != "disabled":
-            self._run = wandb.init(
-                project=cfg.project,
-                name=run_name,
-                config=config,
-                dir=self.run_dir,
-                mode=cfg.wandb,
-                reinit="create_new",
-                settings=wandb.Settings(**_WANDB_SETTINGS),
-            )
-            for record in self.history:
-                self._run.log(record, step=record["round"])
+        self._run = None if cfg.wandb.mode == "disabled" else self._start_wandb(run_name, config)
         self._jsonl = None
         if cfg.jsonl:
             jsonl_path = self.run_dir / "metrics.jsonl"
@@ -112,6 +104,34 @@ class Tracker:
         self._start = self._last = time.perf_counter()
         self._unshown: list[float] = []  # round times logged since the last plain line
 
+    def _start_wandb(self, run_name: str | None, config: dict) -> wandb.Run:
+        """The run's wandb run: a resumed run (one with a history) continues the run whose id is
+        stored in the run directory; any other starts a new one and stores its id. Offline, the
+        history is replayed into the new file, so the newest file holds it all."""
+        w = self.cfg.wandb
+        id_file = self.run_dir / WANDB_ID
+        known = id_file.read_text().strip() if self.history and id_file.is_file() else None
+        run = wandb.init(
+            project=w.project,
+            entity=w.entity,
+            group=w.group,
+            tags=list(w.tags),
+            name=w.name or run_name,
+            notes=w.notes,
+            config=config,
+            dir=self.run_dir,
+            mode=w.mode,
+            id=known,
+            resume="allow" if known else None,
+            reinit="create_new",
+            settings=wandb.Settings(**_WANDB_SETTINGS),
+        )
+        write_text_atomic(id_file, run.id + "\n")
+        if w.mode == "offline":  # online, the wandb server already holds these rounds
+            for record in self.history:
+                run.log(record, step=record["round"], commit=True)
+        return run
+
     def log(self, metrics: dict[str, float | int]) -> None:
         """Record one round (the dict must hold "round"): console, JSONL line (flushed), wandb."""
         now = time.perf_counter()
@@ -124,8 +144,8 @@ class Tracker:
         if self._jsonl:
             self._jsonl.write(_jsonl_line(record))
             self._jsonl.flush()
-        if self._run:
-            self._run.log(record, step=record["round"])
+        if self._run:  # committed now: a row held back to the run's end would overwrite the summary
+            self._run.log(record, step=record["round"], commit=True)
         if self._bar:
             self._show(self._bar, record)
         elif self._lines:
@@ -150,7 +170,8 @@ class Tracker:
 
     def _print_line(self, record: dict) -> None:
         """Without a terminal: one line per evaluation and every log_every rounds, no bar; the
-        seconds per round are the mean round time since the previous line."""
+        seconds per round are the mean round time since the previous line, the eta the rounds
+        left at the run's mean wall time per round so far (evaluations included)."""
         rnd = record["round"]
         if rnd:
             self._unshown.append(record.get("round_time") or 0.0)
@@ -168,6 +189,8 @@ class Tracker:
         if self._unshown:
             parts.append(f"{sum(self._unshown) / len(self._unshown):.3g} s/round")
         self._unshown = []
+        if rnd and record.get("wall_time") and rnd < self.total_rounds:
+            parts.append(f"eta {clock(record['wall_time'] / rnd * (self.total_rounds - rnd))}")
         print("  ".join(parts), file=sys.stderr, flush=True)
 
     def note(self, message: str) -> None:
@@ -234,6 +257,12 @@ class Tracker:
             # finish() can return before wandb's service has written the run's last records;
             # teardown waits for it, so the offline files are complete when close returns
             wandb.teardown()
+
+
+def clock(seconds: float) -> str:
+    """A duration as H:MM:SS."""
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 def _jsonl_line(record: dict) -> str:

@@ -52,13 +52,18 @@ def run_files(wandb_dir: Path) -> list[Path]:
     return sorted(f for f in files if not f.parent.is_symlink())
 
 
+def file_records(path: Path) -> Iterator[pb.Record]:
+    """Every protobuf record of one run file, in order."""
+    for payload in _payloads(path):
+        record = pb.Record()
+        record.ParseFromString(payload)
+        yield record
+
+
 def read_records(wandb_dir: Path) -> Iterator[pb.Record]:
     """Every protobuf record of every run under `wandb_dir`, in file order."""
     for path in run_files(wandb_dir):
-        for payload in _payloads(path):
-            record = pb.Record()
-            record.ParseFromString(payload)
-            yield record
+        yield from file_records(path)
 
 
 def read_wandb_offline_history(wandb_dir: Path) -> list[dict]:
@@ -78,3 +83,29 @@ def read_wandb_offline_history(wandb_dir: Path) -> list[dict]:
                 row[key] = json.loads(item.value_json)
         rows.append(json_safe(row))
     return rows
+
+
+def read_wandb_offline_summary(wandb_dir: Path) -> dict:
+    """The summary the newest run under `wandb_dir` ends with, as wandb builds it from the file:
+    each history row sets its keys, each summary record sets or removes its own, in file order."""
+    files = run_files(wandb_dir)
+    summary: dict = {}
+    for record in file_records(files[-1]) if files else ():
+        kind = record.WhichOneof("record_type")
+        items = record.history.item if kind == "history" else record.summary.update
+        if kind in ("history", "summary"):
+            summary |= {
+                item.key or ".".join(item.nested_key): json.loads(item.value_json) for item in items
+            }
+        if kind == "summary":
+            for item in record.summary.remove:
+                summary.pop(item.key or ".".join(item.nested_key), None)
+    return json_safe({k: v for k, v in summary.items() if not k.startswith("_")})
+
+
+def read_wandb_run_ids(wandb_dir: Path) -> list[str]:
+    """The wandb run id of each run file under `wandb_dir`, oldest first."""
+    return [
+        next(r.run.run_id for r in file_records(path) if r.WhichOneof("record_type") == "run")
+        for path in run_files(wandb_dir)
+    ]
