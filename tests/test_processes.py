@@ -113,7 +113,10 @@ def assert_two_processes_match_one(overrides: list[str], tmp_path: Path) -> None
     assert timeless(summaries[:1]) == timeless(summaries[1:])
 
 
-@pytest.mark.parametrize("algo", ["decomfl", "hiso", "fedavg"])
+# each family once in the default suite (HiSo, FedAvg); DeComFL, HiSo less H, in `make test-slow`
+@pytest.mark.parametrize(
+    "algo", [pytest.param("decomfl", marks=pytest.mark.slow), "hiso", "fedavg"]
+)
 def test_two_processes_match_one_on_digits(algo: str, tmp_path: Path) -> None:
     assert_two_processes_match_one([*DIGITS, f"algo={algo}"], tmp_path)
 
