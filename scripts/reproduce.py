@@ -11,8 +11,8 @@ spacing around the best (hiso/reproduce/search.py; each addition is logged); `fi
 each method, the rate with the highest mean best validation accuracy over the search seeds with
 every final seed at the table's rounds; `all` (default) both; then, and with `report` alone, the
 results go to RESULTS/TABLE.md, .csv, .json and .png (RESULTS: OUT/results unless `--results` is
-given, e.g. `--results docs/results` for the committed tables; a table there with more rounds or
-more finished seeds than the new one is kept unless `--force`).
+given, e.g. `--results docs/results` for the committed tables; a table there with more finished
+seeds, or finished seeds of more rounds, than the new one is kept unless `--force`).
 
 Each stage is one `hiso-run -m` with runs under OUT/<cell>/<method>-lr<lr>-s<seed> (default OUT:
 outputs/reproduce/TABLE), through any Hydra launcher (`--launcher basic|joblib|submitit_local|
@@ -265,7 +265,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--force",
         action="store_true",
-        help="overwrite a table in RESULTS that holds more rounds or finished seeds",
+        help="overwrite a table in RESULTS that holds more finished seeds or rounds",
     )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
     args = parser.parse_intermixed_args(argv)

@@ -438,6 +438,9 @@ def test_results_go_under_the_output_and_a_fuller_table_is_kept(tmp_path: Path, 
     script.main(
         ["smoke", "--stage", "report", "--out", str(out), "--results", str(committed), "--force"]
     )
+    # more rounds but no finished seed (a search's report): nothing to lose
+    (committed / "smoke.json").write_text(json.dumps({"rounds": 3000, "rows": [{"seeds": []}]}))
+    script.main(["smoke", "--stage", "report", "--out", str(out), "--results", str(committed)])
     assert json.loads((committed / "smoke.json").read_text())["rounds"] == 40
     # a table of searches alone holds no final run at its rounds: a shorter final replaces it
     (committed / "smoke.json").write_text(json.dumps({"rounds": 3000, "rows": [{"seeds": []}]}))
