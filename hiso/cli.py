@@ -323,13 +323,13 @@ def main() -> None:
     if asks_for_help(args):
         print(help_text([a for a in args if not a.startswith("-")]))
         return
-    exit_on_signals_while_starting()
-    redirect_caches()
-    sys.argv = expand_eval(sys.argv)
-    if not answers_itself(sys.argv[1:]):
-        sys.argv = _follow_main_process(_resume_in_place(sys.argv))
-    check_command()
-    _main()
+    with exit_on_signals_while_starting():
+        redirect_caches()
+        sys.argv = expand_eval(sys.argv)
+        if not answers_itself(sys.argv[1:]):
+            sys.argv = _follow_main_process(_resume_in_place(sys.argv))
+        check_command()
+        _main()
 
 
 if __name__ == "__main__":  # python -m hiso.cli, the form `accelerate launch -m` runs

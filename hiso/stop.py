@@ -14,6 +14,8 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType, TracebackType
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -81,9 +83,17 @@ def _exit_while_starting(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
-def exit_on_signals_while_starting() -> None:
-    """Until a run's StopSignals take over: a signal ends the command with 128 + its number and
-    one line, no traceback (context managers and `finally` blocks still clean up)."""
-    if threading.current_thread() is threading.main_thread():
-        for sig in SIGNALS:
-            signal.signal(sig, _exit_while_starting)
+@contextmanager
+def exit_on_signals_while_starting() -> Iterator[None]:
+    """Within the block, until a run's StopSignals take over: a signal ends the command with
+    128 + its number and one line, no traceback (context managers and `finally` blocks still
+    clean up). The previous handlers are restored on leaving it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _exit_while_starting) for sig in SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
