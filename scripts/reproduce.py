@@ -168,6 +168,13 @@ def report(
     force: bool = False,
 ) -> str:
     found = collect(table, cells, out)
+    if not found:  # an empty table would read as a result
+        print(
+            f"reproduce: no runs of {table.name} under {out}: nothing to report; run its "
+            "searches and finals first (--stage all), or give --out the folder they ran in",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     records = [record for _, record in found]
     rows = table_rows(table, cells, records, search_upto)
     document = {

@@ -410,6 +410,15 @@ def test_results_go_under_the_output_and_a_fuller_table_is_kept(tmp_path: Path, 
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     out = tmp_path / "out"
+    # no runs at all: refused, nothing written (issue 23: it wrote an empty table)
+    with pytest.raises(SystemExit) as refused:
+        script.main(["smoke", "--stage", "report", "--out", str(out)])
+    assert refused.value.code == 2 and not (out / "results").exists()
+    assert capsys.readouterr().err.startswith(f"reproduce: no runs of smoke under {out}")
+    (run,) = search_runs(TABLES["smoke"], TABLES["smoke"].cells)[:1]
+    (out / run.name).mkdir()
+    rows = [{"round": r, "val_accuracy": 0.5, "test_accuracy": 0.5} for r in (0, 40)]
+    (out / run.name / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     script.main(["smoke", "--stage", "report", "--out", str(out)])
     written = json.loads((out / "results" / "smoke.json").read_text())
     assert written["rounds"] == 40 and (out / "results" / "smoke.md").is_file()

@@ -289,6 +289,7 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(algo: str, tmp_
     [
         (signal.SIGINT, 130, "resume=DIR"),
         (signal.SIGTERM, 143, "resume=auto"),  # the same command line again, as a sweep would
+        (signal.SIGHUP, 129, "resume=DIR"),  # a closed terminal: handled as SIGTERM
     ],
 )
 def test_a_signal_stops_cleanly_and_the_run_resumes_exactly(
@@ -303,9 +304,15 @@ def test_a_signal_stops_cleanly_and_the_run_resumes_exactly(
     _, err = stopped.communicate(timeout=WAIT_S)
     assert stopped.returncode == code, err[-3000:]
     assert "Traceback" not in err
+    # the signal acknowledged at once (from the handler), then the run's one last line
     lines = [line for line in err.splitlines() if line.startswith("hiso-run:")]
-    assert len(lines) == 1 and f"hiso-run resume={run_dir}" in lines[0], err[-2000:]
-    assert signal.Signals(sig).name in lines[0]
+    name = signal.Signals(sig).name
+    assert lines[0] == (
+        f"hiso-run: {name} received: stopping after the current round/evaluation "
+        "(a second signal stops at once)"
+    ), err[-2000:]
+    assert len(lines) == 2 and f"hiso-run resume={run_dir}" in lines[1], err[-2000:]
+    assert f"stopped by {name} after round" in lines[1]
 
     summary = json.loads((run_dir / "summary.json").read_text())
     reached = last_round(run_dir)
