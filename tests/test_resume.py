@@ -145,16 +145,20 @@ def test_state_round_trip_through_a_file_continues_exactly(algo: str, tmp_path: 
         "federation.local_steps=2",
         "federation.rounds=30",
     )
-    full, rows = digits_simulation(*extra, "federation.eval_every=7"), []
-    full.run(rows.append)
+    assert_round_trip_continues_exactly(tmp_path, (*extra, "federation.eval_every=7"), 13)
 
-    first, resumed = digits_simulation(*extra, "federation.eval_every=7"), []
-    first.run(resumed.append, stop=lambda: first.round == 13)
+
+def assert_round_trip_continues_exactly(tmp_path: Path, overrides: tuple, stop_at: int) -> None:
+    """A digits run stopped after round `stop_at`, checkpointed to a file and resumed from it
+    in a new simulation gives the uninterrupted run's rows and final state bit for bit."""
+    full, rows = digits_simulation(*overrides), []
+    full.run(rows.append)
+    first, resumed = digits_simulation(*overrides), []
+    first.run(resumed.append, stop=lambda: first.round == stop_at)
     write_checkpoint(tmp_path / "c.ckpt", first.state_dict())
-    second = digits_simulation(*extra, "federation.eval_every=7")
+    second = digits_simulation(*overrides)
     second.load_state_dict(read_checkpoint(tmp_path / "c.ckpt"))
     second.run(resumed.append)
-
     assert timeless(resumed) == timeless(rows)
     assert_same_state(second.state_dict(), full.state_dict())
 
@@ -166,16 +170,7 @@ def test_seed_pool_state_round_trip_through_a_file_continues_exactly(
     """FedKSeed's accumulated scalars (and Pro's seed history) survive a checkpoint: the resumed
     run equals the uninterrupted one bit for bit."""
     extra = (f"algo={algo}", "algo.num_perturbations=1", "algo.seed_pool=16", "federation.rounds=8")
-    full, rows = digits_simulation(*extra, "federation.eval_every=3"), []
-    full.run(rows.append)
-    first, resumed = digits_simulation(*extra, "federation.eval_every=3"), []
-    first.run(resumed.append, stop=lambda: first.round == 5)
-    write_checkpoint(tmp_path / "c.ckpt", first.state_dict())
-    second = digits_simulation(*extra, "federation.eval_every=3")
-    second.load_state_dict(read_checkpoint(tmp_path / "c.ckpt"))
-    second.run(resumed.append)
-    assert timeless(resumed) == timeless(rows)
-    assert_same_state(second.state_dict(), full.state_dict())
+    assert_round_trip_continues_exactly(tmp_path, (*extra, "federation.eval_every=3"), 5)
 
 
 @pytest.fixture(scope="module")
