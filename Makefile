@@ -27,13 +27,16 @@ $(VADER):
 run: setup
 	$(BIN)/hiso-run $(ARGS)
 
+# the suite runs on every core (pytest-xdist; each worker's torch on one thread, tests/conftest.py)
+TEST_WORKERS ?= auto
+
 test: setup
 	$(BIN)/ruff check hiso tests scripts
 	$(BIN)/ruff format --check hiso tests scripts
-	$(BIN)/pytest -q -x
+	$(BIN)/pytest -q -x -n $(TEST_WORKERS) --dist worksteal
 
 test-slow: setup
-	$(BIN)/pytest -q -m slow
+	$(BIN)/pytest -q -m slow -n $(TEST_WORKERS) --dist worksteal
 
 lint: setup
 	$(BIN)/ruff check hiso tests scripts

@@ -1,8 +1,8 @@
 """`hiso-run`: compose the config, check every input, build the model and task, run, summarise.
 
 Exit codes: 0 done, 1 a failure during a run, 2 an input error (reported in one message before
-anything heavy loads). In a sweep a failed run does not stop the others; the sweep exits 1 at
-its end (hiso/sweep_failures.py).
+anything heavy loads) or a run directory in use by another run (hiso/run_lock.py). In a sweep a
+failed run does not stop the others; the sweep exits 1 at its end (hiso/sweep_failures.py).
 
 Under `accelerate launch` (or torchrun) every launched process runs the same job on its own
 replica (hiso/federation/processes.py); the main process alone writes: Hydra's files, metrics,
@@ -26,8 +26,9 @@ from hiso.command_line import answers_itself, expand_eval, print_version
 from hiso.config import conf_dir, register_configs, validate
 from hiso.help import asks_for_help, help_text
 from hiso.preflight import check_command, check_logger, exit_input_error
+from hiso.run_lock import RunBusy, RunLock, run_directory
 from hiso.schema import SetupError
-from hiso.stop import Interrupted, StopSignals
+from hiso.stop import Interrupted, StopSignals, exit_on_signals_while_starting
 
 if TYPE_CHECKING:  # torch loads only when a job runs: --help, --version and completion stay fast
     import torch
@@ -116,10 +117,12 @@ def run(
             checkpoints.at_end()
         except Interrupted as now:  # a second signal: the newest checkpoint stays as it is
             tracker.finish(extras, cfg.federation.target_accuracy, "interrupted", now.exit_code)
+            saved = checkpoints.saved
+            kept = "no checkpoint" if saved is None else f"the newest checkpoint is round {saved}"
             raise Interrupted(
                 now.signum,
                 f"at once (a second signal) in round {(simulation.round or 0) + 1} of {rounds}; "
-                f"the newest checkpoint is round {checkpoints.saved}",
+                + kept,
             ) from None
         except BaseException as error:
             tracker.close_on_error(error)
@@ -189,12 +192,14 @@ def _main(cfg: DictConfig) -> float | None:
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     main = True  # the process that prints, until the processes are known
+    lock: RunLock | None = None
     try:
         validate(cfg)
         check_logger(cfg.logger)
         processes = start_processes(cfg.device)
         main = processes.is_main
         run_dir = processes.broadcast(run_dir)
+        lock = _lock(run_directory(cfg, run_dir), processes)
         start = prepare(cfg, run_dir, list(HydraConfig.get().overrides.task))
         processes.wait()  # every process has read the run directory before the main one writes
         run_dir = start.run_dir
@@ -219,9 +224,29 @@ def _main(cfg: DictConfig) -> float | None:
         if main:
             _print_interrupted(stopped, run_dir)
         sys.exit(stopped.exit_code)
+    finally:
+        if lock is not None:
+            lock.release()
     if main:
         _print_summary(summary, run_dir)
     return summary.get("best_val_accuracy")
+
+
+def _lock(run_dir: Path, processes: Processes) -> RunLock | None:
+    """The run directory's lock, taken by the main process alone (hiso/run_lock.py); a refusal
+    reaches every process, so that all of them stop with it."""
+    # a resume=DIR that is no directory is prepare()'s to report
+    lock = RunLock(run_dir) if processes.is_main and run_dir.is_dir() else None
+    refused = None
+    if lock is not None:
+        try:
+            lock.acquire()
+        except RunBusy as busy:
+            refused = str(busy)
+    refused = processes.broadcast(refused)
+    if refused is not None:
+        raise SetupError(refused)
+    return lock
 
 
 def _print_skipped(summary: dict[str, Any], cfg: Any, run_dir: Path) -> None:
@@ -234,6 +259,18 @@ def _print_skipped(summary: dict[str, Any], cfg: Any, run_dir: Path) -> None:
 
 
 def _print_interrupted(stopped: Interrupted, run_dir: Path) -> None:
+    """The run's last line: where it stopped, and how to continue only when a checkpoint to
+    continue from is on disk."""
+    from hiso.resume import CHECKPOINTS
+    from hiso.tracking.checkpoint import Checkpoints
+
+    if not Checkpoints(run_dir / CHECKPOINTS, keep=1).files():
+        print(
+            f"hiso-run: {stopped}; no checkpoint was written, so there is nothing to resume: "
+            "run the command again to start over",
+            file=sys.stderr,
+        )
+        return
     print(
         f"hiso-run: {stopped}; checkpoint, summary.json (status interrupted) and curves in "
         f"{run_dir}; continue with: hiso-run resume={run_dir}",
@@ -286,12 +323,13 @@ def main() -> None:
     if asks_for_help(args):
         print(help_text([a for a in args if not a.startswith("-")]))
         return
-    redirect_caches()
-    sys.argv = expand_eval(sys.argv)
-    if not answers_itself(sys.argv[1:]):
-        sys.argv = _follow_main_process(_resume_in_place(sys.argv))
-    check_command()
-    _main()
+    with exit_on_signals_while_starting():
+        redirect_caches()
+        sys.argv = expand_eval(sys.argv)
+        if not answers_itself(sys.argv[1:]):
+            sys.argv = _follow_main_process(_resume_in_place(sys.argv))
+        check_command()
+        _main()
 
 
 if __name__ == "__main__":  # python -m hiso.cli, the form `accelerate launch -m` runs

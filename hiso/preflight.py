@@ -23,6 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hiso.config import conf_dir, unknown_field, validate
 from hiso.hub import set_hub_mode
+from hiso.run_lock import check_free, run_directory
 from hiso.schema import ConfigError, LoggerConfig, ModelConfig, SetupError
 
 if TYPE_CHECKING:
@@ -104,10 +105,14 @@ def check_job(cfg: DictConfig, already_read: dict[str, Any]) -> None:
     shards (see read_checked_data for `already_read`)."""
     task = _task(cfg)
     validate(task)
+    key = "hydra.sweep.dir" if cfg.hydra.mode == RunMode.MULTIRUN else "hydra.run.dir"
+    if not str(OmegaConf.select(cfg, key) or "").strip():
+        raise ConfigError(key, "", "a directory; an empty one would write into the current one")
     if cfg.hydra.mode == RunMode.MULTIRUN:
         check_output_dir("hydra.sweep.dir", Path(cfg.hydra.sweep.dir))
     else:
         check_output_dir("hydra.run.dir", Path(cfg.hydra.run.dir))
+        check_free(run_directory(task, Path(cfg.hydra.run.dir)))
     check_logger(task.logger)
     if task.resume in (None, "auto"):  # resume=DIR runs DIR's saved config, read as it starts
         read_checked_data(task, already_read)
@@ -233,6 +238,7 @@ def check_command() -> None:
             return
         if args.multirun and jobs:
             check_launcher(jobs[0].hydra.launcher)
+            check_resumed_once(jobs)
         set_hub_mode(_online(jobs))
         already_read: dict[str, Any] = {}
         for cfg in jobs:
@@ -249,6 +255,23 @@ def check_launcher(launcher: DictConfig) -> None:
             "does not have; launch the sweep from a Slurm login node (locally: "
             "hydra/launcher=joblib or submitit_local)"
         )
+
+
+def check_resumed_once(jobs: list[DictConfig]) -> None:
+    """No two jobs of a sweep resume one directory (they would write in it at once)."""
+    seen: dict[Path, str] = {}
+    for cfg in jobs:
+        if cfg.resume in (None, "auto"):
+            continue
+        directory = run_directory(cfg, Path("."))
+        job = " ".join(cfg.hydra.overrides.task)
+        if directory in seen:
+            raise SetupError(
+                f"resume={cfg.resume}: two jobs of this sweep would resume {directory} at once "
+                f"({seen[directory]!r} and {job!r}); resume each run directory in one job "
+                "(a sweep of fresh runs with resume=auto continues each in its own directory)"
+            )
+        seen[directory] = job
 
 
 def print_sweep(jobs: list[DictConfig], part: str, resolve: bool) -> None:

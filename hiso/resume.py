@@ -20,6 +20,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from hiso.config import compose_config, validate
+from hiso.run_lock import run_directory
 from hiso.schema import RunConfig, SetupError
 from hiso.tracking.checkpoint import Checkpoints
 from hiso.tracking.tracker import SUMMARY
@@ -162,7 +163,7 @@ def prepare(cfg: Any, output_dir: Path, overrides: list[str]) -> Start:
     if cfg.resume is None:
         return Start(cfg, output_dir, overrides)
     explicit = cfg.resume != "auto"
-    run_dir = Path(cfg.resume).expanduser().absolute() if explicit else output_dir
+    run_dir = run_directory(cfg, output_dir)
     if explicit and not run_dir.is_dir():
         raise SetupError(f"resume={cfg.resume}: no such run directory")
     loaded = Checkpoints(run_dir / CHECKPOINTS, cfg.checkpoint.keep).load_newest()

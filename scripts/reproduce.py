@@ -1,8 +1,8 @@
 """Reproduce a paper's table, or one of this project's studies, on Hydra's multirun.
 
     python scripts/reproduce.py TABLE [--stage all|search|final|report] [--cells CELL ...]
-        [--seeds S ...] [--search-seeds S ...] [--rounds N] [--search-rounds N] [--launcher NAME]
-        [--jobs N] [--out DIR] [--results DIR] [--force] [OVERRIDES ...]
+        [--methods M ...] [--seeds S ...] [--search-seeds S ...] [--rounds N] [--search-rounds N]
+        [--launcher NAME] [--jobs N] [--out DIR] [--results DIR] [--force] [OVERRIDES ...]
 
 Tables (hiso/reproduce/tables.py): hiso-paper, decomfl-paper, decomfl-lora, digits, movie-study,
 smoke. `search` runs every learning rate of every method with each search seed at the table's
@@ -11,8 +11,8 @@ spacing around the best (hiso/reproduce/search.py; each addition is logged); `fi
 each method, the rate with the highest mean best validation accuracy over the search seeds with
 every final seed at the table's rounds; `all` (default) both; then, and with `report` alone, the
 results go to RESULTS/TABLE.md, .csv, .json and .png (RESULTS: OUT/results unless `--results` is
-given, e.g. `--results docs/results` for the committed tables; a table there with more rounds or
-more finished seeds than the new one is kept unless `--force`).
+given, e.g. `--results docs/results` for the committed tables; a table there with more finished
+seeds, or finished seeds of more rounds, than the new one is kept unless `--force`).
 
 Each stage is one `hiso-run -m` with runs under OUT/<cell>/<method>-lr<lr>-s<seed> (default OUT:
 outputs/reproduce/TABLE), through any Hydra launcher (`--launcher basic|joblib|submitit_local|
@@ -168,6 +168,13 @@ def report(
     force: bool = False,
 ) -> str:
     found = collect(table, cells, out)
+    if not found:  # an empty table would read as a result
+        print(
+            f"reproduce: no runs of {table.name} under {out}: nothing to report; run its "
+            "searches and finals first (--stage all), or give --out the folder they ran in",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     records = [record for _, record in found]
     rows = table_rows(table, cells, records, search_upto)
     document = {
@@ -225,6 +232,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("table", choices=sorted(TABLES))
     parser.add_argument("--stage", choices=STAGES, default="all")
     parser.add_argument("--cells", nargs="+", help="only these cells (e.g. opt-1.3b-sst2)")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        help="only these methods (e.g. decomfl hiso); the table's reference is always kept",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, help="default: the table's")
     parser.add_argument("--rounds", type=int, help="final rounds (default: the table's)")
     parser.add_argument("--search-rounds", type=int, help="default: the table's")
@@ -253,7 +265,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--force",
         action="store_true",
-        help="overwrite a table in RESULTS that holds more rounds or finished seeds",
+        help="overwrite a table in RESULTS that holds more finished seeds or rounds",
     )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
     args = parser.parse_intermixed_args(argv)
@@ -271,6 +283,21 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def only_methods(table: Table, names: list[str]) -> Table:
+    """The table with only the named methods and its reference (and any method a kept one takes
+    its rate from)."""
+    known = {method.name for method in table.methods}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise SystemExit(
+            f"reproduce: --methods {' '.join(unknown)}: not methods of {table.name} "
+            f"(methods: {', '.join(sorted(known))})"
+        )
+    kept = {*names, table.reference}
+    kept |= {m.rate_from for m in table.methods if m.name in kept and m.rate_from}
+    return dataclasses.replace(table, methods=tuple(m for m in table.methods if m.name in kept))
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
@@ -285,6 +312,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     except ValueError as error:
         raise SystemExit(f"reproduce: --seeds/--search-seeds: {error}") from None
+    if args.methods:
+        table = only_methods(table, args.methods)
     cells = table.cells
     if args.cells:
         known = {cell.name: cell for cell in table.cells}

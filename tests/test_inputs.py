@@ -225,6 +225,16 @@ CASES = [
         ("hydra.run.dir=", "train.csv is a file"),
     ),
     Case(
+        "empty-run-dir",
+        (*DIGITS, "hydra.run.dir="),
+        ("hydra.run.dir=''", "an empty one would write into the current one"),
+    ),
+    Case(
+        "empty-sweep-dir",
+        ("-m", *DIGITS, "hydra.sweep.dir="),
+        ("hydra.sweep.dir=''", "an empty one would write into the current one"),
+    ),
+    Case(
         "wandb-online",
         (*DIGITS, "logger=default", "logger.wandb.mode=online"),
         ("logger.wandb.mode='online'", "WANDB_API_KEY", "wandb login"),

@@ -410,6 +410,15 @@ def test_results_go_under_the_output_and_a_fuller_table_is_kept(tmp_path: Path, 
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     out = tmp_path / "out"
+    # no runs at all: refused, nothing written (issue 23: it wrote an empty table)
+    with pytest.raises(SystemExit) as refused:
+        script.main(["smoke", "--stage", "report", "--out", str(out)])
+    assert refused.value.code == 2 and not (out / "results").exists()
+    assert capsys.readouterr().err.startswith(f"reproduce: no runs of smoke under {out}")
+    (run,) = search_runs(TABLES["smoke"], TABLES["smoke"].cells)[:1]
+    (out / run.name).mkdir()
+    rows = [{"round": r, "val_accuracy": 0.5, "test_accuracy": 0.5} for r in (0, 40)]
+    (out / run.name / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     script.main(["smoke", "--stage", "report", "--out", str(out)])
     written = json.loads((out / "results" / "smoke.json").read_text())
     assert written["rounds"] == 40 and (out / "results" / "smoke.md").is_file()
@@ -429,6 +438,13 @@ def test_results_go_under_the_output_and_a_fuller_table_is_kept(tmp_path: Path, 
     script.main(
         ["smoke", "--stage", "report", "--out", str(out), "--results", str(committed), "--force"]
     )
+    # more rounds but no finished seed (a search's report): nothing to lose
+    (committed / "smoke.json").write_text(json.dumps({"rounds": 3000, "rows": [{"seeds": []}]}))
+    script.main(["smoke", "--stage", "report", "--out", str(out), "--results", str(committed)])
+    assert json.loads((committed / "smoke.json").read_text())["rounds"] == 40
+    # a table of searches alone holds no final run at its rounds: a shorter final replaces it
+    (committed / "smoke.json").write_text(json.dumps({"rounds": 3000, "rows": [{"seeds": []}]}))
+    script.main(["smoke", "--stage", "report", "--out", str(out), "--results", str(committed)])
     assert json.loads((committed / "smoke.json").read_text())["rounds"] == 40
     capsys.readouterr()
 
@@ -466,3 +482,19 @@ def test_a_rate_from_another_methods_search_is_its_mean_effective_rate() -> None
         "search runs (seeds 0, rounds <= 50)"
     ]
     assert derived["lrs_tried"] == {} and derived["bracketed"] is None
+
+
+def test_methods_narrow_a_table_and_keep_what_it_needs() -> None:
+    """`--methods hiso`: HiSo and the reference; a method whose rate comes from another keeps
+    that one; an unknown name is refused with the table's methods."""
+    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "scripts" / "reproduce.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    digits = TABLES["digits"]
+    assert [m.name for m in script.only_methods(digits, ["hiso"]).methods] == ["decomfl", "hiso"]
+    derived = next(m for m in digits.methods if m.rate_from)
+    kept = {m.name for m in script.only_methods(digits, [derived.name]).methods}
+    assert kept == {"decomfl", derived.name, derived.rate_from}
+    with pytest.raises(SystemExit, match="--methods hisoo: not methods of digits"):
+        script.only_methods(digits, ["hisoo"])

@@ -325,13 +325,14 @@ def finished_seeds(document: dict[str, Any]) -> int:
 
 def overwrite_refusal(path: Path, document: dict[str, Any]) -> str | None:
     """Why writing `document` over the table at `path` would lose results (None: it would not):
-    the table there holds more rounds or more finished seeds."""
+    the table there holds more finished seeds, or finished seeds of more rounds (a table of
+    searches alone holds no final runs at its rounds)."""
     if not path.is_file():
         return None
     held = json.loads(path.read_text(encoding="utf-8"))
     rounds, seeds = int(held.get("rounds") or 0), finished_seeds(held)
     new_rounds, new_seeds = int(document["rounds"]), finished_seeds(document)
-    if new_rounds < rounds or new_seeds < seeds:
+    if (seeds and new_rounds < rounds) or new_seeds < seeds:
         return (
             f"{path} holds {rounds} rounds and up to {seeds} finished seeds per method; this "
             f"table has {new_rounds} rounds and up to {new_seeds}: not overwritten"

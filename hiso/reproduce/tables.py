@@ -224,6 +224,7 @@ DECOMFL_LORA = Table(
 # ---- CPU scale: the digits CNN and SmolLM2 on movie reviews ----
 _ZO_CNN_LRS = (5e-4, 1e-3, 2e-3)
 SEQUENTIAL = "federation.client_updates=sequential"
+_FEDKSEED_CNN = ("algo.num_perturbations=1", "optim.momentum=0")
 _MNIST = {"decomfl": Paper(97.1), "fedavg": Paper(99.0)}
 
 DIGITS = Table(
@@ -284,8 +285,12 @@ DIGITS = Table(
         ),
         *available(
             "digits",
-            Method("fedkseed", "fedkseed", _ZO_CNN_LRS, label="FedKSeed"),
-            Method("fedkseed-pro", "fedkseed-pro", _ZO_CNN_LRS, label="FedKSeed-Pro"),
+            # one direction per local step (the paper's rule) and no momentum (the rebuild from
+            # per-seed sums needs none): MeZO's one-direction grid, which brackets its optimum
+            Method("fedkseed", "fedkseed", (5e-5, 1e-4, 2e-4), _FEDKSEED_CNN, "FedKSeed"),
+            Method(
+                "fedkseed-pro", "fedkseed-pro", (5e-5, 1e-4, 2e-4), _FEDKSEED_CNN, "FedKSeed-Pro"
+            ),
         ),
     ),
     seeds=(2, 3, 4),
