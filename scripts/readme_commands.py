@@ -10,10 +10,12 @@ The rules, per command (continuation lines joined):
 - `hiso-run`, `make`, `python`, `accelerate` and the package's other console scripts (RUNS) are
   runs: run in full, a training run is shortened to SHORT, 2 rounds with 16 test and 16
   validation examples (appended to a `hiso-run` command line, to `make run`'s ARGS, and with 2
-  rounds per stage to `scripts/reproduce.py`), anything else runs as written; with --compose,
-  each `hiso-run` command (skipped ones too) gets `--cfg job` (composed and validated, nothing
-  runs; in this process, its words split as bash splits a command without expansions) and
-  the other runs are left to the full check;
+  rounds per stage to `scripts/reproduce.py`; a command with data files of its own keeps its
+  validation split, whose size depends on them; a `-m` sweep runs the first value of each swept
+  field, every config group choice still its own job), anything else runs as written; with
+  --compose, each `hiso-run` command (skipped ones too) gets `--cfg job` (composed and validated,
+  nothing runs; in this process, its words split as bash splits a command without expansions)
+  and the other runs are left to the full check;
 - a `hiso-run` training command that takes the same code path as an earlier one of any page (the
   same config group choices and overridden fields, only other values) is composed and validated
   in this process instead, and listed as sharing that command's run;
@@ -145,7 +147,7 @@ def code_path(command: Command) -> tuple[str, ...] | None:
     words = shlex.split(command.text)
     if command.program != "hiso-run" or any(word in INFO_FLAGS for word in words):
         return None
-    groups = {p.name for p in (ROOT / "conf").iterdir() if p.is_dir()} | {"hydra/launcher"}
+    groups = config_groups()
     key = []
     for word in words[words.index("hiso-run") + 1 :]:
         name, is_override, _ = word.partition("=")
@@ -172,6 +174,42 @@ def plan(blocks: list[list[Command]]) -> dict[Command, Command]:
     return shared
 
 
+def one_job_per_code_path(text: str) -> str:
+    """A `-m` sweep's command with each swept field (not a config group) cut to its first value:
+    the values of one field take one code path, so the sweep still runs every group choice, as
+    its own job, through the launcher; when that leaves one job, the first swept field keeps two
+    values, so that the launcher still runs two."""
+    words = shlex.split(text)
+    if "-m" not in words and "--multirun" not in words:
+        return text
+    groups = config_groups()
+    swept = [
+        i
+        for i, word in enumerate(words)
+        if "," in word.partition("=")[2] and not word.startswith("-")
+    ]
+    fields = [i for i in swept if words[i].partition("=")[0].lstrip("+~") not in groups]
+    keep = {i: 1 for i in fields}
+    if fields and len(fields) == len(swept):  # no group choice is swept
+        keep[fields[0]] = 2
+    for i, count in keep.items():
+        name, _, value = words[i].partition("=")
+        words[i] = f"{name}={','.join(value.split(',')[:count])}"
+    return shlex.join(words)
+
+
+def config_groups() -> set[str]:
+    return {p.name for p in (ROOT / "conf").iterdir() if p.is_dir()} | {"hydra/launcher"}
+
+
+def shortened(command: Command) -> tuple[str, ...]:
+    """SHORT, less the validation size for a command that gives its own data files (a few
+    examples may hold fewer than SHORT's validation examples)."""
+    if "dataset.data_files." in command.text:
+        return tuple(o for o in SHORT if not o.startswith("dataset.validation_size="))
+    return SHORT
+
+
 def check_form(command: Command, compose: bool) -> str | None:
     """The command line the check runs for `command`, or None when it runs nothing."""
     words = shlex.split(command.text)
@@ -179,7 +217,9 @@ def check_form(command: Command, compose: bool) -> str | None:
     if command.program == "hiso-run" and not info:
         if compose:
             return f"{command.text} --cfg job"
-        return None if command.skip else f"{command.text} {' '.join(SHORT)}"
+        if command.skip:
+            return None
+        return f"{one_job_per_code_path(command.text)} {' '.join(shortened(command))}"
     if command.skip or (compose and command.program in RUNS and command.program != "hiso-run"):
         return None
     if command.program == "make" and words[1:2] == ["run"]:

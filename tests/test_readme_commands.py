@@ -49,6 +49,15 @@ def test_training_runs_are_shortened_and_the_rest_runs_as_written() -> None:
     assert form("hiso-run algo=mezo") == f"hiso-run algo=mezo {short}"
     assert form("hiso-run algo=mezo", compose=True) == "hiso-run algo=mezo --cfg job"
     assert form("hiso-run --help") == "hiso-run --help"
+    sweep = form("hiso-run -m algo=hiso,decomfl optim.lr=1e-5,5e-6 'hydra.sweep.subdir=${seed}'")
+    assert (
+        sweep
+        == f"hiso-run -m algo=hiso,decomfl optim.lr=1e-5 'hydra.sweep.subdir=${{seed}}' {short}"
+    )
+    seeds = form("hiso-run -m +experiment=digits seed=0,1,2,3 hydra.launcher.n_jobs=2")
+    assert seeds == f"hiso-run -m +experiment=digits seed=0,1 hydra.launcher.n_jobs=2 {short}"
+    own = "hiso-run dataset=custom dataset.data_files.train=a.csv"
+    assert form(own) == f"{own} federation.rounds=2 dataset.max_test=16"
     assert form("make run") == f'make run ARGS="{short}"'
     assert form('make run ARGS="algo=decomfl"') == f'make run ARGS="algo=decomfl {short}"'
     assert form("make run", compose=True) is None and form("make lint") == "make lint"

@@ -366,6 +366,9 @@ def test_final_seeds_apart_from_the_search_seeds(tmp_path: Path) -> None:
     assert clash.returncode != 0 and "must be disjoint" in log
 
 
+# joblib running two hiso-run jobs at once is tested in the default suite by test_launchers; this
+# run of it through reproduce.py is in `make test-slow`
+@pytest.mark.slow
 def test_joblib_launcher_runs_two_jobs_at_once(tmp_path: Path) -> None:
     run = reproduce(
         "--stage", "search", "--launcher", "joblib", "--jobs", "2", "--search-rounds", "3",

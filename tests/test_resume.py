@@ -256,10 +256,15 @@ def assert_same_run(run_dir: Path, expected: tuple[list[dict], dict, dict]) -> N
     assert timeless(ckpt["tracker"]["history"]) == timeless(final["tracker"]["history"])
 
 
-# each family once in the default suite (HiSo: the most state; FedAvg: full updates); DeComFL,
-# HiSo's state less H (and round-tripped in-process above), in `make test-slow`
+# a real SIGKILL and resume once in the default suite (HiSo: the most state); DeComFL and FedAvg,
+# whose states are round-tripped in-process above, in `make test-slow`
 @pytest.mark.parametrize(
-    "algo", ["hiso", pytest.param("decomfl", marks=pytest.mark.slow), "fedavg"]
+    "algo",
+    [
+        "hiso",
+        pytest.param("decomfl", marks=pytest.mark.slow),
+        pytest.param("fedavg", marks=pytest.mark.slow),
+    ],
 )
 def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(algo: str, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
@@ -284,7 +289,8 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(algo: str, tmp_
     [
         (signal.SIGINT, 130, "resume=DIR"),
         (signal.SIGTERM, 143, "resume=auto"),  # the same command line again, as a sweep would
-        (signal.SIGHUP, 129, "resume=DIR"),  # a closed terminal: handled as SIGTERM
+        # a closed terminal: SIGTERM's handler path (above), in `make test-slow`
+        pytest.param(signal.SIGHUP, 129, "resume=DIR", marks=pytest.mark.slow),
     ],
 )
 def test_a_signal_stops_cleanly_and_the_run_resumes_exactly(
@@ -327,6 +333,9 @@ def test_a_signal_stops_cleanly_and_the_run_resumes_exactly(
     assert len(set(read_wandb_run_ids(run_dir / "wandb"))) == 1
 
 
+# the fallback and the raised rounds are tested in-process (test_checkpoints_keep_the_newest_...,
+# test_reconcile_...); this real-process run of both is in `make test-slow`
+@pytest.mark.slow
 def test_damaged_newest_checkpoint_falls_back_and_raised_rounds_continue(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     first = hiso_run(*DIGITS, "federation.rounds=60", f"hydra.run.dir={run_dir}", cwd=tmp_path)
