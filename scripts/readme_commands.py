@@ -160,11 +160,14 @@ def code_path(command: Command) -> tuple[str, ...] | None:
 
 def plan(blocks: list[list[Command]]) -> dict[Command, Command]:
     """Each training command whose code path an earlier command (in the README's order, not
-    skipped) already runs, mapped to that earlier command."""
+    skipped) already runs, and each `python` script run written twice, mapped to that earlier
+    command."""
     first: dict[tuple[str, ...], Command] = {}
     shared: dict[Command, Command] = {}
     for command in (c for block in blocks for c in block if not c.skip):
         key = code_path(command)
+        if key is None and command.program == "python":
+            key = ("python", command.text)
         if key is None:
             continue
         if key in first:
@@ -308,7 +311,11 @@ def check(pages: list[Path], root: Path, compose: bool) -> int:
             )
             for command in block:
                 runs = shared.get(command)
-                if runs is not None:  # composed only: the code path of an earlier run
+                if runs is not None and command.program != "hiso-run":
+                    print(
+                        f"{name}:{command.line}  shares the run of {where[runs]}  | {command.text}"
+                    )
+                elif runs is not None:  # composed only: the code path of an earlier run
                     failures += check_command(name, command, True, cwd, env, where[runs])
                 else:
                     failures += check_command(name, command, compose, cwd, env)

@@ -145,10 +145,12 @@ def test_commands_that_differ_only_in_values_share_one_real_run() -> None:
         "hiso-run -m algo=hiso optim.lr=1e-5,2e-5   # a sweep\n"
         "hiso-run algo=hiso optim.lr=3e-5   # not run: skipped commands never run\n"
         "hiso-run --cfg job algo=hiso optim.lr=4e-5\n"
+        "python scripts/reproduce.py digits --stage search\n"
+        "python scripts/reproduce.py digits --stage search   # written twice: runs once\n"
         "```\n"
     )
-    first, same, other_group, other_field, sweep, skipped, info = block
-    assert readme.plan([block]) == {same: first}
+    first, same, other_group, other_field, sweep, skipped, info, script, again = block
+    assert readme.plan([block]) == {same: first, again: script}
     assert readme.code_path(first) == ("algo=hiso", "optim.lr=*")
     assert readme.code_path(info) is None
     assert len({readme.code_path(c) for c in (first, other_group, other_field, sweep)}) == 4
