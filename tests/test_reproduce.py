@@ -324,6 +324,9 @@ def test_interrupted_table_resumes_without_redoing_finished_runs(tmp_path: Path)
     assert (tmp_path / "results" / "smoke-curvature.png").stat().st_size > 0
 
 
+# a table's search and finals on disjoint seeds run in the default suite through
+# test_interrupted_table_resumes_...; the finals alone on another machine in `make test-slow`
+@pytest.mark.slow
 def test_final_seeds_apart_from_the_search_seeds(tmp_path: Path) -> None:
     """`--stage final --seeds 3 --search-seeds 0` (the finals on another machine): the rates come
     from seed 0's search, only seed 3 runs, and the search runs are left as they are."""
