@@ -51,36 +51,21 @@ class FedKSeed(Algorithm):
         a, o, f = cfg.algo, cfg.optim, cfg.federation
         if not 1 <= a.seed_pool < 2**32:
             raise ConfigError("algo.seed_pool", a.seed_pool, "an integer from 1 to 2^32 - 1")
-        if o.lr_schedule != "constant":
-            raise ConfigError(
-                "optim.lr_schedule",
-                o.lr_schedule,
-                f"constant with algo={cls.name} (every party rebuilds the model as "
-                "x_0 - lr * sum_j A_j z_j from the accumulated per-seed scalars, which holds only "
-                "for one lr in every round)",
-            )
-        if a.num_perturbations != 1:
-            raise ConfigError(
-                "algo.num_perturbations",
-                a.num_perturbations,
-                f"1 with algo={cls.name} (one candidate seed's direction per local step)",
-            )
-        if a.difference != "central":
-            raise ConfigError(
-                "algo.difference", a.difference, f"central with algo={cls.name} (the paper's)"
-            )
-        if o.momentum != 0:
-            raise ConfigError(
-                "optim.momentum",
-                o.momentum,
-                f"0 with algo={cls.name} (the model is a function of the accumulated scalars)",
-            )
-        if f.client_updates != "parallel":
-            raise ConfigError(
-                "federation.client_updates",
-                f.client_updates,
-                f"parallel with algo={cls.name} (every sampled client starts from x_r)",
-            )
+        # (field, its value, the one value allowed, why): the rule the paper's rebuild needs
+        required = (
+            ("optim.lr_schedule", o.lr_schedule, "constant", "every party rebuilds the model as "
+             "x_0 - lr * sum_j A_j z_j from the accumulated per-seed scalars, which holds only "
+             "for one lr in every round"),
+            ("algo.num_perturbations", a.num_perturbations, 1,
+             "one candidate seed's direction per local step"),
+            ("algo.difference", a.difference, "central", "the paper's"),
+            ("optim.momentum", o.momentum, 0, "the model is a function of the accumulated scalars"),
+            ("federation.client_updates", f.client_updates, "parallel",
+             "every sampled client starts from x_r"),
+        )  # fmt: skip
+        for field, value, allowed, why in required:
+            if value != allowed:
+                raise ConfigError(field, value, f"{allowed} with algo={cls.name} ({why})")
 
     @classmethod
     def settings(
