@@ -24,7 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 from hiso.config import conf_dir, unknown_field, validate
 from hiso.hub import set_hub_mode
 from hiso.run_lock import check_free, run_directory
-from hiso.schema import ConfigError, LoggerConfig, ModelConfig, SetupError
+from hiso.schema import ConfigError, LoggerConfig, SetupError
 
 if TYPE_CHECKING:
     from hiso.tasks.templates import Template
@@ -34,10 +34,11 @@ BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
 def read_checked_data(cfg: Any, already_read: dict[str, Any] | None = None) -> Any:
-    """The task's examples, read and checked (label words against the model's tokenizer too),
-    for a client split that gives every client at least one batch. `already_read` keeps what was
-    read per dataset and model section, so that the jobs of a sweep over other fields read their
-    data once."""
+    """The task's examples, read and checked, and the model's checkpoint checked against them
+    without its weights (hiso/models/hf_checks.py; label words against its tokenizer too), for a
+    client split that gives every client at least one batch. `already_read` keeps what was read
+    per dataset and model section, so that the jobs of a sweep over other fields read their data
+    once."""
     from hiso.data.partition import check_shard_size
     from hiso.tasks import read_task_data
 
@@ -45,26 +46,24 @@ def read_checked_data(cfg: Any, already_read: dict[str, Any] | None = None) -> A
     key = OmegaConf.to_yaml(cfg.dataset) + OmegaConf.to_yaml(cfg.model)
     if key not in already_read:
         data = read_task_data(cfg)
-        if cfg.model.kind == "hf" and data.template.label_words:
-            check_label_words(cfg.model, data.template)
+        if cfg.model.kind == "hf":
+            check_model(cfg, data.template)
         already_read[key] = data
     data = already_read[key]
     check_shard_size(data.num_train, cfg.federation.num_clients, cfg.optim.batch_size)
     return data
 
 
-def check_label_words(model: ModelConfig, template: Template) -> None:
-    """Each label word is one token of the model's tokenizer, loaded alone (no weights). A
-    checkpoint whose tokenizer cannot be found here is left to the model loader, whose message
-    says how to fetch it; the words are checked again when the task is built."""
-    from hiso.models.hf import load_tokenizer
+def check_model(cfg: Any, template: Template) -> None:
+    """The checkpoint against the run, and each label word one token of its tokenizer. A hub
+    checkpoint not cached here is left to the model loader, whose message says how to fetch it;
+    the words are checked again when the task is built."""
+    from hiso.models.hf_checks import check_checkpoint
     from hiso.tasks.templates import label_token_ids
 
-    try:
-        tokenizer = load_tokenizer(model)
-    except OSError:
-        return
-    label_token_ids(template, tokenizer)
+    tokenizer = check_checkpoint(cfg, generative=not template.label_words)
+    if tokenizer is not None and template.label_words:
+        label_token_ids(template, tokenizer)
 
 
 def check_logger(cfg: LoggerConfig) -> None:
