@@ -27,7 +27,7 @@ from hiso.run_lock import check_free, run_directory
 from hiso.schema import ConfigError, LoggerConfig, SetupError
 
 if TYPE_CHECKING:
-    from hiso.tasks.templates import Template
+    from hiso.tasks.text import TextData
 
 INPUT_ERROR = 2
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -47,23 +47,23 @@ def read_checked_data(cfg: Any, already_read: dict[str, Any] | None = None) -> A
     if key not in already_read:
         data = read_task_data(cfg)
         if cfg.model.kind == "hf":
-            check_model(cfg, data.template)
+            check_model(cfg, data)
         already_read[key] = data
     data = already_read[key]
     check_shard_size(data.num_train, cfg.federation.num_clients, cfg.optim.batch_size)
     return data
 
 
-def check_model(cfg: Any, template: Template) -> None:
+def check_model(cfg: Any, data: TextData) -> None:
     """The checkpoint against the run, and each label word one token of its tokenizer. A hub
     checkpoint not cached here is left to the model loader, whose message says how to fetch it;
     the words are checked again when the task is built."""
     from hiso.models.hf_checks import check_checkpoint
     from hiso.tasks.templates import label_token_ids
 
-    tokenizer = check_checkpoint(cfg, generative=not template.label_words)
-    if tokenizer is not None and template.label_words:
-        label_token_ids(template, tokenizer)
+    tokenizer = check_checkpoint(cfg, data.generative)
+    if tokenizer is not None and data.template.label_words:
+        label_token_ids(data.template, tokenizer)
 
 
 def check_logger(cfg: LoggerConfig) -> None:
