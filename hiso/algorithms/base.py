@@ -68,6 +68,9 @@ class Algorithm(ABC):
     name: ClassVar[str]
     # whether clients draw seeded directions (zeroth-order): the direction cache applies
     uses_directions: ClassVar[bool] = True
+    # whether those directions are scaled by a curvature, H^-1/2 u (HiSo): a step can be up to
+    # 1 / sqrt(algo.curvature_floor) times as long (hiso/optim/resolution.py)
+    curvature_scaled: ClassVar[bool] = False
 
     def __init__(self, space: Workspace, cache_directions: bool) -> None:
         self.space = space
