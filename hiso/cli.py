@@ -97,7 +97,7 @@ def run(
             patience.observe(record)
 
         checkpoints = RunCheckpoints(run_dir, cfg, container, list(overrides), simulation, tracker)
-        simulation.evaluation.announce = tracker.note
+        simulation.evaluation.announce = simulation.note = tracker.note
         extras: dict[str, Any] = {
             "algorithm": cfg.algo.name,
             "model": cfg.model.name,

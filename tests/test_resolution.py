@@ -3,9 +3,12 @@ bounds of hiso/optim/resolution.py, checked against what float32 arithmetic does
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
+from hiso import cli
 from hiso.config import compose_config
 from hiso.optim.resolution import EPS, LOSS_CHANGE, WEIGHT, lr_bound, mu_bound
 from hiso.schema import ConfigError
@@ -59,3 +62,18 @@ def test_vanishing_settings_are_refused(args: tuple[str, ...], expected: str) ->
 def test_working_and_first_order_settings_pass() -> None:
     compose_config([*DIGITS, "algo=hiso", "optim.lr=1e-12"])  # HiSo's bound is far lower
     compose_config([*DIGITS, "algo=fedavg", "algo.mu=1e-12", "optim.lr=1e-20"])  # mu unused
+
+
+def test_a_run_whose_scalars_stay_zero_warns_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The issue's mu=1e-12, as a config that skipped validation (e.g. an old run's) runs it:
+    every perturbed model is the model itself, so every scalar is zero; after an evaluation
+    interval (2 rounds) one warning, on the console and in the summary; a working mu none."""
+    args = [*DIGITS, "logger.console=true", "federation.rounds=4", "federation.eval_every=2"]
+    args += ["dataset.max_test=40", "dataset.validation_size=40", "checkpoint.keep=0"]
+    summary = cli.run(compose_config([*args, "algo.mu=1e-12"], validated=False), tmp_path / "a")
+    (warning,) = summary["warnings"]
+    assert warning.startswith("warning: every scalar of rounds 1-2 was zero") and "1e-12" in warning
+    assert capsys.readouterr().err.count("every scalar of rounds") == 1
+    assert "warnings" not in cli.run(compose_config(args), tmp_path / "b")

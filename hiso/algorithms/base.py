@@ -74,6 +74,9 @@ class Algorithm(ABC):
 
     def __init__(self, space: Workspace, cache_directions: bool) -> None:
         self.space = space
+        # whether the last round's scalars were all zero (a zeroth-order round that measured no
+        # loss change and so stepped by nothing); False for what sends no scalars
+        self.zero_scalars = False
 
     @classmethod
     def check(cls, cfg: Any) -> None:

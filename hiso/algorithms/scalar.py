@@ -180,6 +180,7 @@ class ScalarOnly(Algorithm):
         record = self.aggregate(plan, reports)
         if not (np.isfinite(record.scalars).all() and np.isfinite(table[:, 0]).all()):
             return float("nan")
+        self.zero_scalars = not record.scalars.any()
         # the server applies exactly what the clients will receive
         record = RoundRecord.decode(record.encode())
         self.apply(s.master, self.state, record)
