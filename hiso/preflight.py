@@ -23,6 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hiso.config import conf_dir, unknown_field, validate
 from hiso.hub import set_hub_mode
+from hiso.network import check_hub, check_wandb_server
 from hiso.run_lock import check_free, run_directory
 from hiso.schema import ConfigError, LoggerConfig, SetupError
 
@@ -113,6 +114,7 @@ def check_job(cfg: DictConfig, already_read: dict[str, Any]) -> None:
         check_output_dir("hydra.run.dir", Path(cfg.hydra.run.dir))
         check_free(run_directory(task, Path(cfg.hydra.run.dir)))
     check_logger(task.logger)
+    check_wandb_server(task.logger)
     if task.resume in (None, "auto"):  # resume=DIR runs DIR's saved config, read as it starts
         read_checked_data(task, already_read)
 
@@ -238,7 +240,10 @@ def check_command() -> None:
         if args.multirun and jobs:
             check_launcher(jobs[0].hydra.launcher)
             check_resumed_once(jobs)
-        set_hub_mode(_online(jobs))
+        online = _online(jobs)
+        if online:
+            check_hub()
+        set_hub_mode(online)
         already_read: dict[str, Any] = {}
         for cfg in jobs:
             check_job(cfg, already_read)
