@@ -83,14 +83,17 @@ def run(
         simulation = Simulation(cfg, model, task, device, best, processes)
         if state is not None:
             simulation.load_state_dict(state["simulation"])
+        rounds = cfg.federation.rounds
         if not processes.is_main:
             simulation.run(lambda record: None, stop.requested)
+            if stop.signum is not None and simulation.round != rounds:
+                where = f"after round {simulation.round} of {rounds}"
+                raise Interrupted(stop.signum, where, between_rounds=True)
             return {}
         name = f"{cfg.algo.name}-{cfg.model.name}-{cfg.dataset.name}-s{cfg.seed}"
         container = OmegaConf.to_container(cfg, resolve=True)
         assert isinstance(container, dict)
         history = None if state is None else state["tracker"]["history"]
-        rounds = cfg.federation.rounds
         tracker = Tracker(
             run_dir, cfg.logger, container, rounds, run_name=name, history=history, job=job
         )
@@ -135,7 +138,8 @@ def run(
             return tracker.finish(extras, cfg.federation.target_accuracy)
         exit_code = 128 + stop.signum
         tracker.finish(extras, cfg.federation.target_accuracy, "interrupted", exit_code)
-        raise Interrupted(stop.signum, f"after round {simulation.round} of {rounds}")
+        where = f"after round {simulation.round} of {rounds}"
+        raise Interrupted(stop.signum, where, between_rounds=True)
 
 
 def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
@@ -197,6 +201,7 @@ def _main(cfg: DictConfig) -> float | None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     main = True  # the process that prints, until the processes are known
     lock: RunLock | None = None
+    processes: Processes | None = None
     try:
         validate(cfg)
         check_logger(cfg.logger)
@@ -230,6 +235,8 @@ def _main(cfg: DictConfig) -> float | None:
     except Interrupted as stopped:
         if main:
             _print_interrupted(stopped, run_dir)
+        if stopped.between_rounds and processes is not None:
+            processes.close()  # the others stopped after the same round: leave together
         sys.exit(stopped.exit_code)
     finally:
         if lock is not None:
@@ -305,7 +312,7 @@ def _follow_main_process(argv: list[str]) -> list[str]:
     """Under a launcher with several processes: one job (a sweep is refused), and on every
     process but the main one, Hydra writes nothing (no run directory of its own, no .hydra/, no
     log file); such a process runs in the main process's run directory, received from it."""
-    from hiso.federation.processes import launched_processes, launched_rank
+    from hiso.launch import launched_processes, launched_rank
 
     if launched_processes() == 1:
         return argv

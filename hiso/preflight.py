@@ -290,5 +290,10 @@ def print_sweep(jobs: list[DictConfig], part: str, resolve: bool) -> None:
 
 
 def exit_input_error(message: str) -> NoReturn:
-    print(f"hiso-run: {message}", file=sys.stderr)
+    """One line and exit code 2; under a launcher of several processes, each of which finds
+    the same error, the main process alone prints it."""
+    from hiso.launch import launched_rank
+
+    if launched_rank() == 0:
+        print(f"hiso-run: {message}", file=sys.stderr)
     sys.exit(INPUT_ERROR)
