@@ -196,6 +196,7 @@ def _main(cfg: DictConfig) -> float | None:
     # imported here, not above: transformers and datasets read the hub switches as they load
     from hiso.federation.processes import ReplicaMismatchError, start_processes
     from hiso.federation.simulator import NonFiniteLossError
+    from hiso.network import fall_back_offline
     from hiso.resume import prepare
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -222,6 +223,8 @@ def _main(cfg: DictConfig) -> float | None:
             job = HydraConfig.get().sweep.subdir  # parallel jobs' lines tell whose they are
             if start.cfg.logger.wandb.group is None:
                 start.cfg.logger.wandb.group = HydraConfig.get().sweep.dir  # the sweep's runs
+        if main and (notice := fall_back_offline(start.cfg.logger)):
+            print(notice, file=sys.stderr)
         summary = run(start.cfg, run_dir, start.state, start.overrides, processes, job)
         processes.close()
     except SetupError as error:

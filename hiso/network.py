@@ -52,8 +52,9 @@ def unreachable(url: str, seconds: float = REACH_SECONDS) -> str | None:
 
 
 def check_wandb_server(cfg: Any, seconds: float = REACH_SECONDS) -> None:
-    """logger.wandb.mode=online needs its server ($WANDB_BASE_URL, else wandb's)."""
-    if cfg.wandb.mode != "online":
+    """logger.wandb.mode=online needs its server ($WANDB_BASE_URL, else wandb's), unless
+    logger.wandb.offline_fallback lets the run fall back to offline as it starts."""
+    if cfg.wandb.mode != "online" or getattr(cfg.wandb, "offline_fallback", False):
         return
     url = os.environ.get("WANDB_BASE_URL", WANDB_URL)
     why = unreachable(url, seconds)
@@ -62,8 +63,28 @@ def check_wandb_server(cfg: Any, seconds: float = REACH_SECONDS) -> None:
             "logger.wandb.mode",
             cfg.wandb.mode,
             f"offline or disabled here: the wandb server {url} cannot be reached ({why}); an "
-            "offline run is uploaded later with `wandb sync RUN_DIR/wandb/offline-run-*`",
+            "offline run is uploaded later with `wandb sync RUN_DIR/wandb/offline-run-*` "
+            "(logger.wandb.offline_fallback=true falls back to it by itself)",
         )
+
+
+def fall_back_offline(cfg: Any, seconds: float = REACH_SECONDS) -> str | None:
+    """With logger.wandb.offline_fallback, an online run whose server is out of reach logs
+    offline: `cfg.wandb.mode` becomes offline and the notice that says so is returned (None when
+    nothing changed)."""
+    w = cfg.wandb
+    if w.mode != "online" or not getattr(w, "offline_fallback", False):
+        return None
+    url = os.environ.get("WANDB_BASE_URL", WANDB_URL)
+    why = unreachable(url, seconds)
+    if why is None:
+        return None
+    w.mode = "offline"
+    return (
+        f"hiso-run: the wandb server {url} cannot be reached ({why}); this run logs offline "
+        "(logger.wandb.offline_fallback): upload it later with "
+        "`wandb sync RUN_DIR/wandb/offline-run-*`"
+    )
 
 
 def check_hub(seconds: float = REACH_SECONDS) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from test_inputs import DIGITS, no_model, run_main  # noqa: F401  (no_model: a fixture, used below)
 
-from hiso.network import check_hub, check_wandb_server, unreachable
+from hiso.network import check_hub, check_wandb_server, fall_back_offline, unreachable
 from hiso.schema import ConfigError, LoggerConfig, WandbConfig
 
 pytestmark = pytest.mark.usefixtures("no_model")
@@ -104,3 +104,18 @@ def test_the_command_stops_in_seconds_with_one_message(
     assert err.count("hiso-run:") == 1 and "Traceback" not in err
     assert expected in err and f"127.0.0.1:{closed_port}" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_an_online_run_falls_back_to_offline_when_the_config_says_so(
+    closed_port: int, listening_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    falling = LoggerConfig(wandb=WandbConfig(mode="online", offline_fallback=True))
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{listening_port}")
+    assert fall_back_offline(falling) is None and falling.wandb.mode == "online"
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{closed_port}")
+    check_wandb_server(falling)  # not refused: the run falls back as it starts
+    notice = fall_back_offline(falling)
+    assert falling.wandb.mode == "offline"
+    assert notice is not None and f"127.0.0.1:{closed_port}" in notice and "logs offline" in notice
+    refusing = LoggerConfig(wandb=WandbConfig(mode="online"))
+    assert fall_back_offline(refusing) is None and refusing.wandb.mode == "online"
