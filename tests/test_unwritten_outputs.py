@@ -6,12 +6,14 @@ is freed, `resume=` gives the uninterrupted run's metrics."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -138,6 +140,8 @@ def test_a_full_disk_stops_with_one_message_and_resumes_exactly_once_space_is_fr
     assert json.loads((resumed / "summary.json").read_text())["status"] == "finished"
 
 
+# the same path as the full disk's, another errno: in `make test-slow`
+@pytest.mark.slow
 @needs_mounts
 def test_a_read_only_checkpoint_folder_stops_the_run_with_one_message(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
@@ -163,6 +167,8 @@ def test_a_read_only_checkpoint_folder_stops_the_run_with_one_message(tmp_path: 
     assert [r["round"] for r in assert_whole_lines(run_dir / "metrics.jsonl")] == list(range(6))
 
 
+# the same path as the full disk's, another errno: in `make test-slow`
+@pytest.mark.slow
 @needs_mounts
 def test_a_folder_the_run_may_not_write_stops_it_with_one_message(tmp_path: Path) -> None:
     # as a user without root's capabilities (uid 1000 in a namespace of its own): permissions hold
@@ -196,6 +202,35 @@ def test_a_run_directory_removed_mid_run_stops_it_with_one_message(tmp_path: Pat
     assert victim.returncode == EXIT_CODE, err[-3000:]
     assert_one_message(err, f"its directory {run_dir} no longer exists", "(ENOENT)", "summary.json")
     assert not run_dir.exists()  # nothing made it again
+
+
+FILL = """
+import sys
+from pathlib import Path
+from hiso.tracking.unwritten import append_whole
+path, n = Path(sys.argv[1]), 0
+try:
+    while True:
+        append_whole(path, b'{"round": %d, "pad": "%s"}\\n' % (n, b"x" * 300))
+        n += 1
+except OSError as error:
+    print(error.errno)
+"""
+
+
+@needs_mounts
+def test_a_line_cut_short_by_a_full_disk_is_cut_off_again(tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = f"""
+        mount -t tmpfs -o size=16k tmpfs {disk}
+        {shlex.quote(sys.executable)} -c {shlex.quote(FILL)} {disk}/metrics.jsonl
+        cp {disk}/metrics.jsonl {tmp_path}/copy.jsonl
+    """
+    result = in_namespace(script, tmp_path)
+    assert result.stdout.strip() == str(errno.ENOSPC), result.stderr[-3000:]
+    rows = assert_whole_lines(tmp_path / "copy.jsonl")
+    assert len(rows) > 40  # the disk, not something else, stopped the appends
 
 
 def test_a_figure_that_cannot_be_written_is_no_finished_run(tmp_path: Path) -> None:
