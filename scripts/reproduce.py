@@ -53,6 +53,9 @@ from hiso.reproduce.sweep import (
     read_summary,
 )
 from hiso.reproduce.tables import PENDING, TABLES, Cell, Method, Table
+from hiso.schema import SetupError
+from hiso.script_errors import reported
+from hiso.tracking.unwritten import writing
 
 STAGES = ("all", "search", "final", "report")
 # what a table sets per run or per stage: an override of these would silently replace it
@@ -299,7 +302,13 @@ def only_methods(table: Table, names: list[str]) -> Table:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
+    """The command; bad input (a summary.json that is no JSON object, an --out that is a file or
+    cannot be made) ends it with one line and code 2 (hiso/script_errors.py)."""
+    with reported("reproduce"):
+        reproduce(sys.argv[1:] if argv is None else argv)
+
+
+def reproduce(argv: list[str]) -> None:
     args = parse(argv)
     table = TABLES[args.table]
     try:
@@ -327,7 +336,10 @@ def main(argv: list[str] | None = None) -> None:
     for method in PENDING.get(table.name, []):
         print(f"[reproduce] {table.name}: {method} not in this table yet: no such algo group")
     out: Path = args.out or Path("outputs/reproduce") / table.name
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise SetupError(f"--out {out}: a folder for the table's runs, and it is a file")
+    with writing("the table's folder", out):
+        out.mkdir(parents=True, exist_ok=True)
     search_upto = table.search_rounds or table.rounds
     invocation = ("python", "scripts/reproduce.py", *argv)
     launcher = Launcher(args.launcher, args.jobs, tuple(args.overrides), invocation)
