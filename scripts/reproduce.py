@@ -238,7 +238,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--methods",
         nargs="+",
-        help="only these methods (e.g. decomfl hiso); the table's reference is always kept",
+        help="only these methods (e.g. decomfl hiso); the table's reference is kept where a "
+        "table is written (--stage all or report), not where runs are only run (search, final)",
     )
     parser.add_argument("--seeds", nargs="+", type=int, help="default: the table's")
     parser.add_argument("--rounds", type=int, help="final rounds (default: the table's)")
@@ -286,9 +287,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def only_methods(table: Table, names: list[str]) -> Table:
-    """The table with only the named methods and its reference (and any method a kept one takes
-    its rate from)."""
+def only_methods(table: Table, names: list[str], stage: str = "all") -> Table:
+    """The table with only the named methods (and any method a kept one takes its rate from);
+    with its reference too where the stage writes the table, whose speed-ups are against it
+    (`--stage search`/`final` only run jobs, e.g. one method's beside another's on one machine)."""
     known = {method.name for method in table.methods}
     unknown = [name for name in names if name not in known]
     if unknown:
@@ -296,7 +298,7 @@ def only_methods(table: Table, names: list[str]) -> Table:
             f"reproduce: --methods {' '.join(unknown)}: not methods of {table.name} "
             f"(methods: {', '.join(sorted(known))})"
         )
-    kept = {*names, table.reference}
+    kept = {*names, table.reference} if stage in ("all", "report") else set(names)
     kept |= {m.rate_from for m in table.methods if m.name in kept and m.rate_from}
     return dataclasses.replace(table, methods=tuple(m for m in table.methods if m.name in kept))
 
@@ -322,7 +324,7 @@ def reproduce(argv: list[str]) -> None:
     except ValueError as error:
         raise SystemExit(f"reproduce: --seeds/--search-seeds: {error}") from None
     if args.methods:
-        table = only_methods(table, args.methods)
+        table = only_methods(table, args.methods, args.stage)
     cells = table.cells
     if args.cells:
         known = {cell.name: cell for cell in table.cells}

@@ -491,14 +491,17 @@ def test_a_rate_from_another_methods_search_is_its_mean_effective_rate() -> None
 
 
 def test_methods_narrow_a_table_and_keep_what_it_needs() -> None:
-    """`--methods hiso`: HiSo and the reference; a method whose rate comes from another keeps
-    that one; an unknown name is refused with the table's methods."""
+    """`--methods hiso`: HiSo and the reference where the table is written, HiSo alone where
+    runs are only run; a method whose rate comes from another keeps that one; an unknown name
+    is refused with the table's methods."""
     spec = importlib.util.spec_from_file_location("reproduce", ROOT / "scripts" / "reproduce.py")
     assert spec is not None and spec.loader is not None
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     digits = TABLES["digits"]
     assert [m.name for m in script.only_methods(digits, ["hiso"]).methods] == ["decomfl", "hiso"]
+    for stage in ("search", "final"):
+        assert [m.name for m in script.only_methods(digits, ["hiso"], stage).methods] == ["hiso"]
     derived = next(m for m in digits.methods if m.rate_from)
     kept = {m.name for m in script.only_methods(digits, [derived.name]).methods}
     assert kept == {"decomfl", derived.name, derived.rate_from}
