@@ -56,6 +56,9 @@ from hiso.reproduce.sweep import (
     read_summary,
 )
 from hiso.reproduce.tables import PENDING, TABLES, Cell, Method, Table
+from hiso.schema import SetupError
+from hiso.script_errors import reported
+from hiso.tracking.unwritten import writing
 
 STAGES = ("all", "search", "final", "report", "figure")
 # what a table sets per run or per stage: an override of these would silently replace it
@@ -219,9 +222,10 @@ def redraw(document_path: Path) -> None:
     try:
         document = json.loads(document_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise SystemExit(f"reproduce: --stage figure reads {document_path}: {error}") from None
+        raise SetupError(f"--stage figure reads {document_path}: {error}") from None
     out_png = document_path.with_suffix(".png")
-    draw(document, out_png)
+    with writing("the table's figure", out_png):
+        draw(document, out_png)
     print(f"[reproduce] wrote {out_png}")
 
 
@@ -303,7 +307,13 @@ def only_methods(table: Table, names: list[str], stage: str = "all") -> Table:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
+    """The command; bad input (a summary.json that is no JSON object, an --out that is a file or
+    cannot be made) ends it with one line and code 2 (hiso/script_errors.py)."""
+    with reported("reproduce"):
+        reproduce(sys.argv[1:] if argv is None else argv)
+
+
+def reproduce(argv: list[str]) -> None:
     args = parse(argv)
     table = TABLES[args.table]
     try:
@@ -335,7 +345,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.stage == "figure":
         redraw(results / f"{table.name}.json")
         return
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise SetupError(f"--out {out}: a folder for the table's runs, and it is a file")
+    with writing("the table's folder", out):
+        out.mkdir(parents=True, exist_ok=True)
     search_upto = table.search_rounds or table.rounds
     invocation = ("python", "scripts/reproduce.py", *argv)
     launcher = Launcher(args.launcher, args.jobs, tuple(args.overrides), invocation)
