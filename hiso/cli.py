@@ -71,8 +71,8 @@ def run(
     from hiso.preflight import read_checked_data
     from hiso.resume import RunCheckpoints
     from hiso.tasks import build_task
-    from hiso.tracking import Tracker
     from hiso.tracking.patience import Patience
+    from hiso.tracking.tracker import Tracker
 
     run_dir = Path(run_dir)
     with StopSignals() as stop:
