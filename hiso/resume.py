@@ -24,6 +24,7 @@ from hiso.run_lock import run_directory
 from hiso.schema import RunConfig, SetupError
 from hiso.tracking.checkpoint import Checkpoints
 from hiso.tracking.tracker import SUMMARY
+from hiso.tracking.unwritten import writing
 
 # Fields (and groups of fields) a resumed run may change: none of them alters the trajectory.
 FREE_FIELDS = (
@@ -241,8 +242,10 @@ class RunCheckpoints:
             "simulation": self.simulation.state_dict(),
             "tracker": self.tracker.state_dict(),
         }
-        self.store.save(self.simulation.round, state)
-        self.saved = self.simulation.round
+        rnd = self.simulation.round
+        with writing(f"the checkpoint of round {rnd}", self.store.path(rnd)):
+            self.store.save(rnd, state)
+        self.saved = rnd
 
     def on_round(self) -> None:
         if self.every and self.simulation.round % self.every == 0:

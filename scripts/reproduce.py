@@ -1,6 +1,6 @@
 """Reproduce a paper's table, or one of this project's studies, on Hydra's multirun.
 
-    python scripts/reproduce.py TABLE [--stage all|search|final|report] [--cells CELL ...]
+    python scripts/reproduce.py TABLE [--stage all|search|final|report|figure] [--cells CELL ...]
         [--methods M ...] [--seeds S ...] [--search-seeds S ...] [--rounds N] [--search-rounds N]
         [--launcher NAME] [--jobs N] [--out DIR] [--results DIR] [--force] [OVERRIDES ...]
 
@@ -12,7 +12,8 @@ each method, the rate with the highest mean best validation accuracy over the se
 every final seed at the table's rounds; `all` (default) both; then, and with `report` alone, the
 results go to RESULTS/TABLE.md, .csv, .json and .png (RESULTS: OUT/results unless `--results` is
 given, e.g. `--results docs/results` for the committed tables; a table there with more finished
-seeds, or finished seeds of more rounds, than the new one is kept unless `--force`).
+seeds, or finished seeds of more rounds, than the new one is kept unless `--force`). `figure`
+redraws RESULTS/TABLE.png from RESULTS/TABLE.json alone (no runs needed: after a plotting change).
 
 Each stage is one `hiso-run -m` with runs under OUT/<cell>/<method>-lr<lr>-s<seed> (default OUT:
 outputs/reproduce/TABLE), through any Hydra launcher (`--launcher basic|joblib|submitit_local|
@@ -26,12 +27,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
 from hiso.reproduce import curvature
 from hiso.reproduce.aggregate import RunRecord, cell_searches, table_rows
 from hiso.reproduce.report import (
+    draw,
     markdown,
     noise_section,
     overwrite_refusal,
@@ -53,8 +56,11 @@ from hiso.reproduce.sweep import (
     read_summary,
 )
 from hiso.reproduce.tables import PENDING, TABLES, Cell, Method, Table
+from hiso.schema import SetupError
+from hiso.script_errors import reported
+from hiso.tracking.unwritten import writing
 
-STAGES = ("all", "search", "final", "report")
+STAGES = ("all", "search", "final", "report", "figure")
 # what a table sets per run or per stage: an override of these would silently replace it
 RESERVED = {
     "algo": "the methods",
@@ -192,18 +198,6 @@ def report(
         "runs": [run_entry(record, run.overrides(table, table.rounds)) for run, record in found],
         "curvature": curvature.summary(records),
     }
-    curves: dict[str, dict[str, list[list[dict]]]] = {}
-    for row in rows:
-        final = [
-            r.history
-            for r in records
-            if r.cell == row["cell"]
-            and r.method == row["method"]
-            and r.lr == row["chosen_lr"]
-            and r.seed in row["seeds"]
-        ]
-        if final:
-            curves.setdefault(row["cell"], {})[row["label"]] = final
     refusal = overwrite_refusal(results / f"{table.name}.json", document)
     if refusal and not force:
         raise SystemExit(f"reproduce: {refusal}; --force overwrites it")
@@ -215,12 +209,24 @@ def report(
     text += paired_section(table, rows)
     by_tensor = results / f"{table.name}-h-by-tensor.md"
     text += curvature.section(records, reference_lr, reference_label, by_tensor)
-    for path in write(results, table, document, text, curves):
+    for path in write(results, table, document, text):
         print(f"[reproduce] wrote {path}")
     curvature_png = results / f"{table.name}-curvature.png"
     if curvature.plot(records, reference_lr, reference_label, curvature_png):
         print(f"[reproduce] wrote {curvature_png}")
     return text
+
+
+def redraw(document_path: Path) -> None:
+    """TABLE.png beside TABLE.json, drawn from the JSON alone."""
+    try:
+        document = json.loads(document_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise SetupError(f"--stage figure reads {document_path}: {error}") from None
+    out_png = document_path.with_suffix(".png")
+    with writing("the table's figure", out_png):
+        draw(document, out_png)
+    print(f"[reproduce] wrote {out_png}")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -301,7 +307,13 @@ def only_methods(table: Table, names: list[str], stage: str = "all") -> Table:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
+    """The command; bad input (a summary.json that is no JSON object, an --out that is a file or
+    cannot be made) ends it with one line and code 2 (hiso/script_errors.py)."""
+    with reported("reproduce"):
+        reproduce(sys.argv[1:] if argv is None else argv)
+
+
+def reproduce(argv: list[str]) -> None:
     args = parse(argv)
     table = TABLES[args.table]
     try:
@@ -329,7 +341,14 @@ def main(argv: list[str] | None = None) -> None:
     for method in PENDING.get(table.name, []):
         print(f"[reproduce] {table.name}: {method} not in this table yet: no such algo group")
     out: Path = args.out or Path("outputs/reproduce") / table.name
-    out.mkdir(parents=True, exist_ok=True)
+    results = out / "results" if args.results is None else args.results
+    if args.stage == "figure":
+        redraw(results / f"{table.name}.json")
+        return
+    if out.exists() and not out.is_dir():
+        raise SetupError(f"--out {out}: a folder for the table's runs, and it is a file")
+    with writing("the table's folder", out):
+        out.mkdir(parents=True, exist_ok=True)
     search_upto = table.search_rounds or table.rounds
     invocation = ("python", "scripts/reproduce.py", *argv)
     launcher = Launcher(args.launcher, args.jobs, tuple(args.overrides), invocation)
@@ -341,7 +360,6 @@ def main(argv: list[str] | None = None) -> None:
         code = launch("final", table, runs, table.rounds, out, launcher)
         if code:
             raise SystemExit(f"reproduce: the final sweep exited with {code}; rerun to go on")
-    results = out / "results" if args.results is None else args.results
     print(report(table, cells, out, results, search_upto, args.force))
 
 

@@ -17,8 +17,8 @@ import pytest
 from hiso.config import compose_config
 from hiso.hub import OFFLINE_SWITCHES
 from hiso.schema import ConfigError
-from hiso.tracking import read_jsonl, read_wandb_offline_history
-from hiso.tracking.records import human_bytes
+from hiso.tracking.records import human_bytes, read_jsonl
+from hiso.tracking.wandb_reader import read_wandb_offline_history
 
 HISO_RUN = shutil.which("hiso-run", path=str(Path(sys.executable).parent))
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -22,8 +22,8 @@ from test_resume import timeless
 from hiso import cli
 from hiso.config import compose_config
 from hiso.federation.processes import checksum
-from hiso.tracking import read_jsonl
 from hiso.tracking.checkpoint import Checkpoints
+from hiso.tracking.records import read_jsonl
 
 import lm_fixtures
 

@@ -322,6 +322,13 @@ def test_interrupted_table_resumes_without_redoing_finished_runs(tmp_path: Path)
     assert "\n\n## HiSo's curvature H" in text
     assert "\n| hiso | 0.001 | 0 |" in text
     assert (tmp_path / "results" / "smoke-curvature.png").stat().st_size > 0
+    # `--stage figure` redraws the table's figure from its JSON alone: the same image
+    drawn = (tmp_path / "results" / "smoke.png").read_bytes()
+    (tmp_path / "results" / "smoke.png").unlink()
+    figure = reproduce("--stage", "figure", tmp_path=tmp_path)
+    log, _ = figure.communicate(timeout=120)
+    assert figure.returncode == 0, log[-3000:]
+    assert (tmp_path / "results" / "smoke.png").read_bytes() == drawn
 
 
 # a table's search and finals on disjoint seeds run in the default suite through
