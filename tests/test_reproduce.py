@@ -20,7 +20,7 @@ from hiso.reproduce import curvature
 from hiso.reproduce.aggregate import RunRecord, method_search, table_rows
 from hiso.reproduce.noise import compare
 from hiso.reproduce.report import markdown, results_table
-from hiso.reproduce.sweep import pending_runs, search_runs
+from hiso.reproduce.sweep import RUNS_DIR, pending_runs, search_runs, write_run_configs
 from hiso.reproduce.tables import TABLES, Cell, Method, Paper, Table
 from hiso.tracking.plots import plot_bands
 
@@ -495,6 +495,20 @@ def test_a_rate_from_another_methods_search_is_its_mean_effective_rate() -> None
         "search runs (seeds 0, rounds <= 50)"
     ]
     assert derived["lrs_tried"] == {} and derived["bracketed"] is None
+
+
+def test_two_invocations_on_one_out_keep_each_others_run_configs(tmp_path: Path) -> None:
+    """One method's search beside another's in the same OUT: writing one launch's run files
+    leaves the other's in place (they were removed, and the other sweep's jobs failed with
+    "Could not find 'table_run/...'")."""
+    decomfl, hiso = (
+        [r for r in search_runs(TWO, TWO.cells) if r.method.name == name]
+        for name in ("decomfl", "hiso")
+    )
+    write_run_configs(tmp_path, decomfl)
+    write_run_configs(tmp_path, hiso)
+    held = {p.stem: p.read_text() for p in (tmp_path / RUNS_DIR).glob("*/*.yaml")}
+    assert held == {r.name: r.config_file() for r in decomfl + hiso}
 
 
 def test_methods_narrow_a_table_and_keep_what_it_needs() -> None:

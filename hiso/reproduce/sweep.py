@@ -24,6 +24,7 @@ from omegaconf import OmegaConf
 
 from hiso.reproduce.tables import Cell, Method, Table
 from hiso.schema import SetupError
+from hiso.tracking.atomic import write_text_atomic
 from hiso.tracking.records import read_jsonl
 
 GROUP = "table_run"
@@ -233,12 +234,7 @@ def launch(
         if not pending:
             print(f"[reproduce] {stage}: every run is finished")
             return 0
-        conf = out / RUNS_DIR
-        shutil.rmtree(conf, ignore_errors=True)
-        for run in pending:
-            path = conf / GROUP / f"{run.name}.yaml"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(run.config_file(), encoding="utf-8")
+        write_run_configs(out, pending)
         command = multirun_command(table, pending, rounds, out, launcher)
         record = {
             "stage": stage,
@@ -252,6 +248,15 @@ def launch(
         code = subprocess.run(command, check=False).returncode
         if code == 0 or not any(is_failed(read_summary(out / r.name)) for r in pending):
             return code
+
+
+def write_run_configs(out: Path, runs: list[Run]) -> None:
+    """Each run's `table_run` file under OUT/.runs, replaced whole; none is removed: another
+    invocation on the same OUT (one method's search beside another's) may be reading its own."""
+    for run in runs:
+        path = out / RUNS_DIR / GROUP / f"{run.name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, run.config_file())
 
 
 def read_commands(out: Path) -> list[dict[str, Any]]:
