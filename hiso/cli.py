@@ -53,7 +53,8 @@ def run(
     processes: Processes | None = None,
 ) -> dict[str, Any]:
     """Build everything from a validated config and run it, writing outputs and checkpoints
-    under run_dir; from round 0, or from a checkpoint's `state` (hiso/resume.py). SIGINT and
+    under run_dir; from round 0, or from a resume `state` (hiso/resume.py: a snapshot's, and/or
+    the trajectory entries to replay with the metrics of their rounds). SIGINT and
     SIGTERM stop it after the round in progress: outputs and a checkpoint are written and
     Interrupted is raised. A process other than the main one (`processes`, default: started
     from cfg.device) only keeps its replica in step: it writes nothing and returns {}."""
@@ -63,7 +64,7 @@ def run(
     from hiso.federation.simulator import Simulation
     from hiso.models import build_model
     from hiso.preflight import read_checked_data
-    from hiso.resume import RunCheckpoints
+    from hiso.resume import RunCheckpoints, keeps_best_model
     from hiso.tasks import build_task
     from hiso.tracking import Tracker
     from hiso.tracking.patience import Patience
@@ -77,10 +78,12 @@ def run(
         data = read_checked_data(cfg)
         model, tokenizer = build_model(cfg.model, device, cfg.seed)
         task = build_task(cfg, tokenizer, data)
-        best = run_dir / "best-model.pt"
+        best = run_dir / "best-model.pt" if keeps_best_model(cfg) else None
         simulation = Simulation(cfg, model, task, device, best, processes)
-        if state is not None:
+        if state is not None and state["simulation"] is not None:
             simulation.load_state_dict(state["simulation"])
+        if state is not None and "trajectory" in state:
+            simulation.replay(state["trajectory"], state["tracker"]["history"])
         if not processes.is_main:
             simulation.run(lambda record: None, stop.requested)
             return {}
@@ -263,8 +266,12 @@ def _print_interrupted(stopped: Interrupted, run_dir: Path) -> None:
     continue from is on disk."""
     from hiso.resume import CHECKPOINTS
     from hiso.tracking.checkpoint import Checkpoints
+    from hiso.tracking.trajectory import TRAJECTORY
 
-    if not Checkpoints(run_dir / CHECKPOINTS, keep=1).files():
+    if (
+        not Checkpoints(run_dir / CHECKPOINTS, keep=1).files()
+        and not (run_dir / TRAJECTORY).is_file()
+    ):
         print(
             f"hiso-run: {stopped}; no checkpoint was written, so there is nothing to resume: "
             "run the command again to start over",

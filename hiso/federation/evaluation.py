@@ -106,6 +106,22 @@ class Evaluation:
                 self.keep_best()
         return out
 
+    def restore_best(self, history: Sequence[dict[str, Any]], start: int | None) -> int | None:
+        """The best validation round of a run's metrics `history`, as `evaluate_round` chose it,
+        set here; returns the round whose model a replay from round `start` (None: the starting
+        model) must keep, None when the best round's model is already kept (a checkpoint's)."""
+        for row in history:
+            accuracy = row.get("val_accuracy")
+            if accuracy is not None and (
+                self.best_accuracy is None or accuracy > self.best_accuracy
+            ):
+                self.best_accuracy, self.best_round = accuracy, row["round"]
+        if self.best_round is None or (start is not None and self.best_round <= start):
+            return None
+        if self.best_round == 0:
+            self.keep_best()  # the starting model, before any round is replayed
+        return self.best_round
+
     def keep_best(self, parameters: Sequence[torch.Tensor] | None = None) -> None:
         """Save the best round's parameters (default: the current model's); on the main process
         only, which alone evaluates."""
