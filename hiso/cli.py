@@ -51,13 +51,15 @@ def run(
     state: dict[str, Any] | None = None,
     overrides: Sequence[str] = (),
     processes: Processes | None = None,
+    job: str | None = None,
 ) -> dict[str, Any]:
     """Build everything from a validated config and run it, writing outputs and checkpoints
     under run_dir; from round 0, or from a resume `state` (hiso/resume.py: a snapshot's, and/or
     the trajectory entries to replay with the metrics of their rounds). SIGINT and
     SIGTERM stop it after the round in progress: outputs and a checkpoint are written and
     Interrupted is raised. A process other than the main one (`processes`, default: started
-    from cfg.device) only keeps its replica in step: it writes nothing and returns {}."""
+    from cfg.device) only keeps its replica in step: it writes nothing and returns {}. `job`
+    (a sweep's job) starts its console lines, which parallel jobs print to one console."""
     import torch
 
     from hiso.federation.processes import start_processes
@@ -92,7 +94,9 @@ def run(
         assert isinstance(container, dict)
         history = None if state is None else state["tracker"]["history"]
         rounds = cfg.federation.rounds
-        tracker = Tracker(run_dir, cfg.logger, container, rounds, run_name=name, history=history)
+        tracker = Tracker(
+            run_dir, cfg.logger, container, rounds, run_name=name, history=history, job=job
+        )
         patience = Patience(cfg.federation.patience, tracker.history)
 
         def log(record: dict[str, Any]) -> None:
@@ -211,9 +215,12 @@ def _main(cfg: DictConfig) -> float | None:
                 _print_skipped(start.finished, start.cfg, run_dir)
             processes.close()
             return start.finished.get("best_val_accuracy")
-        if HydraConfig.get().mode == RunMode.MULTIRUN and start.cfg.logger.wandb.group is None:
-            start.cfg.logger.wandb.group = HydraConfig.get().sweep.dir  # the sweep's runs together
-        summary = run(start.cfg, run_dir, start.state, start.overrides, processes)
+        job = None
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            job = HydraConfig.get().sweep.subdir  # parallel jobs' lines tell whose they are
+            if start.cfg.logger.wandb.group is None:
+                start.cfg.logger.wandb.group = HydraConfig.get().sweep.dir  # the sweep's runs
+        summary = run(start.cfg, run_dir, start.state, start.overrides, processes, job)
         processes.close()
     except SetupError as error:
         exit_input_error(str(error))

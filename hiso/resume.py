@@ -107,6 +107,24 @@ def _free(key: str) -> bool:
     return any(key == f or key.startswith(f + ".") for f in FREE_FIELDS)
 
 
+def upgraded(config: dict[str, Any], overrides: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """A checkpoint's config and overrides in today's shape: `logger.wandb` was one string (the
+    mode) and `logger.project` its project before they became the group `logger.wandb`, so a
+    run saved then continues with `logger.wandb.mode` and `logger.wandb.project`."""
+    logger = config.get("logger")
+    if isinstance(logger, dict) and isinstance(logger.get("wandb"), str):
+        wandb = {"mode": logger["wandb"]} | (
+            {"project": logger["project"]} if "project" in logger else {}
+        )
+        rest = {k: v for k, v in logger.items() if k not in ("wandb", "project")}
+        config = {**config, "logger": rest | {"wandb": wandb}}
+    old = "logger.wandb="
+    overrides = [
+        "logger.wandb.mode=" + o.removeprefix(old) if o.startswith(old) else o for o in overrides
+    ]
+    return config, overrides
+
+
 def reconcile(
     saved_config: dict[str, Any], saved_overrides: list[str], new_overrides: list[str], at: int
 ) -> tuple[DictConfig, list[str]]:
@@ -229,7 +247,8 @@ def prepare(cfg: Any, output_dir: Path, overrides: list[str]) -> Start:
             return Start(cfg, run_dir, overrides, finished=summary)
         return Start(cfg, run_dir, overrides)
     at = state["tracker"]["history"][-1]["round"]
-    run_cfg, merged = reconcile(state["config"], state["overrides"], overrides, at)
+    saved_config, saved_overrides = upgraded(state["config"], state["overrides"])
+    run_cfg, merged = reconcile(saved_config, saved_overrides, overrides, at)
     validate(run_cfg)
     if done is not None and done >= run_cfg.federation.rounds:
         return Start(run_cfg, run_dir, merged, finished=summary)

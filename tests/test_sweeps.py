@@ -34,5 +34,8 @@ def test_a_sweep_is_grouped_tabled_and_plotted(tmp_path: Path) -> None:
     assert table in done.stdout and (sweep / "sweep.csv").is_file()  # printed at the end
     assert "| 0 | 0 | finished | 2 |" in table and "| 1 | 1 | finished | 2 |" in table
     assert "## Over seeds" in table and "| 0, 1 |" in table
+    # each job's console lines name it (parallel jobs share one console)
+    lines = [line for line in done.stderr.splitlines() if " round 2/2 " in f" {line} "]
+    assert sorted(line.split()[0] for line in lines) == ["[0]", "[1]"], done.stderr[-2000:]
     plot([str(sweep), "-o", str(tmp_path / "sweep.png")])
     assert (tmp_path / "sweep.png").stat().st_size > 10_000

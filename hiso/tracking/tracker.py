@@ -73,12 +73,15 @@ class Tracker:
         total_rounds: int,
         run_name: str | None = None,
         history: list[dict] | None = None,
+        job: str | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / SUMMARY).unlink(missing_ok=True)
         self.cfg = cfg
         self.title = run_name or self.run_dir.name
+        # a sweep's job: its lines on a console that parallel jobs share start with its name
+        self._job = f"[{job}] " if job else ""
         self.footer = hyperparameter_line(config)
         self.history: list[dict] = list(history or [])
         self._run = None if cfg.wandb.mode == "disabled" else self._start_wandb(run_name, config)
@@ -93,6 +96,7 @@ class Tracker:
                 total=total_rounds,
                 initial=self.round_reached or 0,
                 unit="round",
+                desc=job,
                 file=sys.stderr,
                 dynamic_ncols=True,
             )
@@ -191,14 +195,14 @@ class Tracker:
         self._unshown = []
         if rnd and record.get("wall_time") and rnd < self.total_rounds:
             parts.append(f"eta {clock(record['wall_time'] / rnd * (self.total_rounds - rnd))}")
-        print("  ".join(parts), file=sys.stderr, flush=True)
+        print(self._job + "  ".join(parts), file=sys.stderr, flush=True)
 
     def note(self, message: str) -> None:
         """One line on the console between rounds (e.g. a long evaluation starting)."""
         if self._bar:
-            tqdm.write(message, file=sys.stderr)
+            tqdm.write(self._job + message, file=sys.stderr)
         elif self._lines:
-            print(message, file=sys.stderr, flush=True)
+            print(self._job + message, file=sys.stderr, flush=True)
 
     @property
     def round_reached(self) -> int | None:
