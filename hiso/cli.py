@@ -126,6 +126,8 @@ def run(
             tracker.finish(extras, cfg.federation.target_accuracy, "interrupted", now.exit_code)
             saved = checkpoints.saved
             kept = "no checkpoint" if saved is None else f"the newest checkpoint is round {saved}"
+            if checkpoints.trajectory is not None:
+                kept += "; the trajectory holds the rounds completed (resume= replays it)"
             raise Interrupted(
                 now.signum,
                 f"at once (a second signal) in round {(simulation.round or 0) + 1} of {rounds}; "

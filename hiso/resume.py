@@ -291,9 +291,10 @@ class RunCheckpoints:
 
     def _trajectory(self, path: Path) -> TrajectoryWriter | None:
         """The trajectory file, rewritten with this start's config and the rounds run so far
-        (those of the file it continues); None for a run whose rounds are not replayable, or
-        one resumed without the trajectory of its earlier rounds."""
-        if not self.simulation.algorithm.replayable:
+        (those of the file it continues); None for a run whose rounds are not replayable, one
+        without rounds (`hiso-run eval`), or one resumed without the trajectory of its earlier
+        rounds."""
+        if not self.simulation.algorithm.replayable or self.simulation.cfg.federation.rounds == 0:
             return None
         done = self.simulation.round or 0
         entries: list[bytes] = []
