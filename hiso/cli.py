@@ -62,6 +62,7 @@ def run(
     (a sweep's job) starts its console lines, which parallel jobs print to one console."""
     import torch
 
+    from hiso.algorithms import algorithm_class
     from hiso.federation.processes import start_processes
     from hiso.federation.simulator import Simulation
     from hiso.models import build_model
@@ -80,12 +81,15 @@ def run(
         data = read_checked_data(cfg)
         model, tokenizer = build_model(cfg.model, device, cfg.seed)
         task = build_task(cfg, tokenizer, data)
-        best = run_dir / "best-model.pt" if keeps_best_model(cfg) else None
-        simulation = Simulation(cfg, model, task, device, best, processes)
-        if state is not None and state["simulation"] is not None:
-            simulation.load_state_dict(state["simulation"])
-        if state is not None and "trajectory" in state:
-            simulation.replay(state["trajectory"], state["tracker"]["history"])
+        kept = keeps_best_model(cfg)
+        best = run_dir / "best-model.pt" if kept else None
+        # a snapshot leaves the best round's model to a replay (from the trajectory, which a
+        # resume reads with metrics.jsonl) unless best-model.pt is kept
+        replayable = algorithm_class(cfg.algo.name).replayable and cfg.logger.jsonl
+        simulation = Simulation(cfg, model, task, device, best, processes, replayable and not kept)
+        if state is not None:
+            history = state["tracker"]["history"]
+            simulation.resume(state["simulation"], state.get("trajectory", ()), history)
         if not processes.is_main:
             simulation.run(lambda record: None, stop.requested)
             return {}

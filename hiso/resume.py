@@ -182,10 +182,10 @@ def finished_rounds(summary: dict[str, Any] | None) -> int | None:
 
 
 def _from_trajectory(run_dir: Path, snapshot: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A resume state that reaches further than `snapshot` (None: no snapshot) by replaying the
-    run's trajectory: the newest round that both the trajectory and metrics.jsonl hold. None when
-    the run has no trajectory (not replayable, or written before trajectories) or it reaches no
-    further."""
+    """A resume state from `snapshot` (None: the starting model) and the run's trajectory, to the
+    newest round that both the trajectory and metrics.jsonl hold (the snapshot's, or one after it
+    reached by replay). None when the run has no trajectory (not replayable, or written before
+    trajectories) or it falls short of the snapshot."""
     try:
         trajectory = read_trajectory(run_dir / TRAJECTORY)
         rows = read_jsonl(run_dir / METRICS)
@@ -196,7 +196,7 @@ def _from_trajectory(run_dir: Path, snapshot: dict[str, Any] | None) -> dict[str
         reached += 1
     reached = min(reached, len(trajectory.entries))
     at = None if snapshot is None else snapshot["simulation"]["round"]
-    if reached < 0 or (at is not None and reached <= at):
+    if reached < 0 or (at is not None and reached < at):
         return None
     header = trajectory.header
     return {
@@ -224,7 +224,8 @@ def prepare(cfg: Any, output_dir: Path, overrides: list[str]) -> Start:
     loaded = Checkpoints(run_dir / CHECKPOINTS, cfg.checkpoint.keep).load_newest()
     replayed = _from_trajectory(run_dir, loaded.state)
     fallback = f"resuming from {loaded.path}" if loaded.path else "none is left"
-    if replayed is not None:
+    at = None if loaded.state is None else loaded.state["simulation"]["round"]
+    if replayed is not None and len(replayed["trajectory"]) != at:
         reached = len(replayed["trajectory"])
         fallback = (
             f"resuming from {loaded.path if loaded.path else 'the starting model'}, then "

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from test_cli import hiso_run
 from test_lm_federation import lm_simulation
 from test_resume import (
@@ -24,12 +25,14 @@ from test_resume import (
 )
 
 from hiso.federation.simulator import Simulation
+from hiso.models import build_model
 from hiso.resume import keeps_best_model
 from hiso.schema import ConfigError
+from hiso.tasks import build_task
 from hiso.tracking.trajectory import TrajectoryWriter, read_trajectory
 
 import lm_fixtures
-from configs import digits_config, digits_simulation
+from configs import CPU, digits_config, digits_simulation
 
 
 def recorded(simulation: Simulation, stop_at: int | None = None) -> tuple[list[bytes], list[dict]]:
@@ -82,6 +85,40 @@ def test_replay_rebuilds_a_language_model_run_bit_for_bit(tmp_path: Path) -> Non
     checkpoint = lm_fixtures.save_checkpoint(model, tokenizer, tmp_path / "opt")
     extra = ("algo=hiso", "optim.momentum=0.9", "federation.rounds=6", "federation.eval_every=2")
     assert_replay_rebuilds(lambda: lm_simulation(checkpoint, *extra), 4)
+
+
+def test_a_snapshot_without_the_best_model_resumes_exactly() -> None:
+    """A replayable run's snapshot leaves the best round's model out (best_by_replay): resuming
+    from it rebuilds that model by replay, and the run ends as the uninterrupted one."""
+    overrides = (
+        "optim.lr=1e-2",
+        "optim.momentum=0.9",
+        "federation.rounds=14",
+        "federation.eval_every=3",
+    )
+
+    def make() -> Simulation:
+        cfg = digits_config(*overrides)
+        model, tokenizer = build_model(cfg.model, CPU, cfg.seed)
+        return Simulation(cfg, model, build_task(cfg, tokenizer), CPU, best_by_replay=True)
+
+    full = make()
+    _, full_rows = recorded(full)
+    first = make()
+    entries, rows = recorded(first, 11)
+    snapshot = first.state_dict()
+    assert snapshot["best"]["replay"] and snapshot["best"]["parameters"] is None
+    assert snapshot["best"]["round"] == 3  # not the snapshot's round, nor the starting model
+    resumed = make()
+    resumed.resume(snapshot, entries, rows)
+    _, more = recorded(resumed)
+    assert timeless(rows + more) == timeless(full_rows)
+    assert_same_state(resumed.state_dict(), full.state_dict())
+    best = resumed.evaluation.best_parameters()  # what the test split scores at the end
+    assert_same_state(best, full.evaluation.best_parameters())
+    assert not all(torch.equal(b, x) for b, x in zip(best, resumed.master, strict=True))
+    with pytest.raises(ValueError, match="leaves round"):
+        make().resume(snapshot, entries[:1], rows[:2])
 
 
 def test_keep_zero_is_accepted_for_scalar_only_runs_and_refused_for_dense_ones() -> None:

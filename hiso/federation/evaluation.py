@@ -138,18 +138,29 @@ class Evaluation:
         assert self._best_path is not None
         return torch.load(self._best_path, map_location="cpu", weights_only=True)
 
-    def state_dict(self, current_round: int | None) -> dict[str, Any]:
+    def state_dict(self, current_round: int | None, parameters: bool = True) -> dict[str, Any]:
         """The best round: its accuracy, number and parameters (None when they are the current
-        model's)."""
+        model's, or when `parameters` is False: `replay` then says that whoever loads the state
+        rebuilds them by replaying the run's trajectory)."""
         best = None
-        if self.best_round is not None and self.best_round != current_round:
+        earlier = self.best_round is not None and self.best_round != current_round
+        if earlier and parameters:
             best = self.best_parameters()
-        return {"accuracy": self.best_accuracy, "round": self.best_round, "parameters": best}
+        return {
+            "accuracy": self.best_accuracy,
+            "round": self.best_round,
+            "parameters": best,
+            "replay": earlier and not parameters,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """The best round of a state; its model kept unless the state says it is rebuilt by
+        replay (then its loader keeps it: Simulation.resume)."""
         self.best_accuracy, self.best_round = state["accuracy"], state["round"]
         if state["parameters"] is not None:
             self.keep_best(state["parameters"])
+        elif state.get("replay"):
+            return
         elif self.best_round is not None:  # the best round is the checkpoint's own
             self.keep_best()
 

@@ -45,7 +45,8 @@ class Simulation:
     """The federation over one model. `best_model_path` is where the model of the best
     validation round is kept until the end, when the test split scores it (default: a temporary
     file, removed after the run). `processes`: this process's place among those that run the
-    rounds together (default: alone)."""
+    rounds together (default: alone). `best_by_replay`: the state (a snapshot) leaves out the
+    best round's parameters, which `resume` rebuilds from the trajectory (a replayable run)."""
 
     def __init__(
         self,
@@ -55,6 +56,7 @@ class Simulation:
         device: torch.device,
         best_model_path: Path | None = None,
         processes: Processes | None = None,
+        best_by_replay: bool = False,
     ) -> None:
         self.cfg = cfg
         self.model = model.to(device).eval()
@@ -104,6 +106,7 @@ class Simulation:
         self.elapsed = 0.0
         # rounds skipped under nan_policy=skip: in all, and in a row up to the last round
         self.skipped_rounds = self.skipped_in_a_row = 0
+        self.best_by_replay = best_by_replay
 
     # state --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -116,7 +119,7 @@ class Simulation:
             "skipped": [self.skipped_rounds, self.skipped_in_a_row],
             "parameters": list(self.master),
             "clients": [c.state_dict() for c in self.clients],
-            "best": self.evaluation.state_dict(self.round),
+            "best": self.evaluation.state_dict(self.round, not self.best_by_replay),
             "wire": self.wire.state_dict(),
             "algorithm": self.algorithm.state_dict(),
         }
@@ -141,6 +144,30 @@ class Simulation:
         algorithm's optimizer state (HiSo's curvature H, momentum), by name."""
         named = dict(zip(self.names, self.master, strict=True))
         return named | self.algorithm.replica_tensors(self.names)
+
+    def resume(
+        self,
+        snapshot: dict[str, Any] | None,
+        entries: Sequence[bytes] = (),
+        history: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """Continue from a snapshot's state (None: the starting model), then replay the
+        trajectory's `entries` after it (`history`: the run's metrics of rounds 0..len(entries)).
+        A snapshot without its best round's parameters gets them by a replay from the start."""
+        if snapshot is not None:
+            best = snapshot["best"]
+            if best.get("replay"):
+                if len(entries) < best["round"]:
+                    raise ValueError(
+                        f"the snapshot of round {snapshot['round']} leaves round "
+                        f"{best['round']}'s model (the best) to the trajectory, which holds "
+                        f"rounds 0-{len(entries)} only"
+                    )
+                self.replay(entries[: best["round"]])
+                self.evaluation.keep_best()
+            self.load_state_dict(snapshot)
+        if entries:
+            self.replay(entries, history)
 
     def replay(self, entries: Sequence[bytes], history: Sequence[dict[str, Any]] = ()) -> None:
         """Bring the simulation from its round (None: the starting model) to round len(entries)
