@@ -1,8 +1,11 @@
 """`hiso-run`: compose the config, check every input, build the model and task, run, summarise.
 
 Exit codes: 0 done, 1 a failure during a run, 2 an input error (reported in one message before
-anything heavy loads) or a run directory in use by another run (hiso/run_lock.py). In a sweep a
-failed run does not stop the others; the sweep exits 1 at its end (hiso/sweep_failures.py).
+anything heavy loads) or a run directory in use by another run (hiso/run_lock.py), 74 an output
+that could not be written (a full disk, a read-only or removed run directory: one message naming
+the file; hiso/tracking/unwritten.py), 128 + n a signal n (hiso/stop.py). In a sweep a failed run
+does not stop the others; the sweep exits 1 at its end (hiso/sweep_failures.py); an output that
+cannot be written stops the sweep.
 
 Under `accelerate launch` (or torchrun) every launched process runs the same job on its own
 replica (hiso/federation/processes.py); the main process alone writes: Hydra's files, metrics,
@@ -34,6 +37,7 @@ if TYPE_CHECKING:  # torch loads only when a job runs: --help, --version and com
     import torch
 
     from hiso.federation.processes import Processes
+    from hiso.tracking.unwritten import OutputError
 
 register_configs()
 
@@ -202,6 +206,8 @@ def _main(cfg: DictConfig) -> float | None:
     from hiso.federation.processes import ReplicaMismatchError, start_processes
     from hiso.federation.simulator import NonFiniteLossError
     from hiso.resume import prepare
+    from hiso.tracking.unwritten import EXIT_CODE as UNWRITTEN_EXIT
+    from hiso.tracking.unwritten import OutputError
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     main = True  # the process that prints, until the processes are known
@@ -240,6 +246,10 @@ def _main(cfg: DictConfig) -> float | None:
         if main:
             _print_interrupted(stopped, run_dir)
         sys.exit(stopped.exit_code)
+    except OutputError as error:
+        if main:
+            _print_unwritten(error, run_dir)
+        sys.exit(UNWRITTEN_EXIT)
     finally:
         if lock is not None:
             lock.release()
@@ -274,17 +284,44 @@ def _print_skipped(summary: dict[str, Any], cfg: Any, run_dir: Path) -> None:
     )
 
 
-def _print_interrupted(stopped: Interrupted, run_dir: Path) -> None:
-    """The run's last line: where it stopped, and how to continue only when a checkpoint to
-    continue from is on disk."""
+def _newest_checkpoint(run_dir: Path) -> int | None:
     from hiso.resume import CHECKPOINTS
     from hiso.tracking.checkpoint import Checkpoints
+
+    files = Checkpoints(run_dir / CHECKPOINTS, keep=1).files()
+    return files[0][0] if files else None
+
+
+def _has_trajectory(run_dir: Path) -> bool:
+    """Whether a replayable run's trajectory, which resume= replays, is on disk."""
     from hiso.tracking.trajectory import TRAJECTORY
 
-    if (
-        not Checkpoints(run_dir / CHECKPOINTS, keep=1).files()
-        and not (run_dir / TRAJECTORY).is_file()
-    ):
+    return (run_dir / TRAJECTORY).is_file()
+
+
+def _print_unwritten(error: OutputError, run_dir: Path) -> None:
+    """The run's one line after an output it could not write: the file, what and why, the files
+    left incomplete or missing, and whether (and how) it can continue."""
+    unwritten = f"; not written: {', '.join(error.unwritten)}" if error.unwritten else ""
+    newest = _newest_checkpoint(run_dir)
+    kept = (
+        "its trajectory holds the rounds completed"
+        if newest is None
+        else (f"the newest checkpoint is round {newest}")
+    )
+    after = (
+        "no checkpoint is left to resume from: run the command again to start over"
+        if newest is None and not _has_trajectory(run_dir)
+        else f"{kept}: once the cause is fixed (space freed, the directory writable), continue "
+        f"with: hiso-run resume={run_dir}"
+    )
+    print(f"hiso-run: stopped: {error}{unwritten}; {after}", file=sys.stderr)
+
+
+def _print_interrupted(stopped: Interrupted, run_dir: Path) -> None:
+    """The run's last line: where it stopped, and how to continue only when a checkpoint to
+    continue from is on disk (a checkpoint, or a replayable run's trajectory)."""
+    if _newest_checkpoint(run_dir) is None and not _has_trajectory(run_dir):
         print(
             f"hiso-run: {stopped}; no checkpoint was written, so there is nothing to resume: "
             "run the command again to start over",

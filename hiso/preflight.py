@@ -248,7 +248,17 @@ def check_command() -> None:
 
 
 def check_launcher(launcher: DictConfig) -> None:
-    """A multirun's launcher before any job: Slurm's only where Slurm's commands are."""
+    """A multirun's launcher before any job: Slurm's only where Slurm's commands are; joblib's
+    n_jobs a number of jobs at once (joblib reads -k as all cores but k - 1)."""
+    n_jobs = launcher.get("n_jobs")
+    cores = os.cpu_count() or 1
+    if isinstance(n_jobs, int) and (n_jobs == 0 or n_jobs < -cores):
+        raise ConfigError(
+            "hydra.launcher.n_jobs",
+            n_jobs,
+            f"the jobs run at once: 1 or more, or -k for all of this machine's {cores} cores "
+            f"but k - 1 (-1: all of them; -{cores} at the least)",
+        )
     if str(launcher.get("_target_", "")).endswith("SlurmLauncher") and not shutil.which("srun"):
         raise SetupError(
             "hydra/launcher: the Slurm launcher submits with sbatch and srun, which this machine "

@@ -32,6 +32,7 @@ from hiso.tracking.trajectory import (
     TrajectoryWriter,
     read_trajectory,
 )
+from hiso.tracking.unwritten import writing
 
 # Fields (and groups of fields) a resumed run may change: none of them alters the trajectory.
 FREE_FIELDS = (
@@ -317,8 +318,10 @@ class RunCheckpoints:
             "simulation": self.simulation.state_dict(),
             "tracker": self.tracker.state_dict(),
         }
-        self.store.save(self.simulation.round, state)
-        self.saved = self.simulation.round
+        rnd = self.simulation.round
+        with writing(f"the checkpoint of round {rnd}", self.store.path(rnd)):
+            self.store.save(rnd, state)
+        self.saved = rnd
 
     def on_round(self) -> None:
         if self.trajectory is not None:
@@ -327,7 +330,5 @@ class RunCheckpoints:
             self.save()
 
     def at_end(self) -> None:
-        if self.trajectory is not None:
-            self.trajectory.close()
         if self.saved != self.simulation.round:
             self.save()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hiso.script_errors import reported
 from hiso.tracking import plot_bands, plot_runs, read_jsonl
 from hiso.tracking.labels import (
     hyperparameter_line,
@@ -25,6 +26,7 @@ from hiso.tracking.labels import (
     run_labels,
     varying_keys,
 )
+from hiso.tracking.unwritten import writing
 
 METRICS = "metrics.jsonl"
 
@@ -87,7 +89,8 @@ def main(argv: list[str] | None = None) -> None:
             groups.setdefault(label, []).append(read_jsonl(run_dir / METRICS))
         counts = sorted({len(runs) for runs in groups.values()})
         seeds = f"mean and min-max over {'/'.join(map(str, counts))} seeds"
-        plot_bands({"": groups}, args.output, f"{title}: {seeds}\n{footer}".rstrip())
+        with reported("hiso-plot"), writing("the figure", args.output):
+            plot_bands({"": groups}, args.output, f"{title}: {seeds}\n{footer}".rstrip())
         print(args.output)
         return
     labels, footer = labels_and_footer(run_dirs)
@@ -95,5 +98,6 @@ def main(argv: list[str] | None = None) -> None:
     for label, run_dir in zip(args.labels or labels, run_dirs, strict=True):
         key = label if label not in runs else f"{label} ({run_dir})"
         runs[key] = read_jsonl(run_dir / METRICS)
-    plot_runs(runs, args.output, title, footer or None)
+    with reported("hiso-plot"), writing("the figure", args.output):
+        plot_runs(runs, args.output, title, footer or None)
     print(args.output)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hiso.reproduce.sweep import read_summary
+from hiso.script_errors import reported
 from hiso.tracking.curves import is_number
 from hiso.tracking.labels import (
     hyperparameter_line,
@@ -31,6 +32,7 @@ from hiso.tracking.labels import (
     varying_keys,
 )
 from hiso.tracking.records import human_bytes
+from hiso.tracking.unwritten import writing
 
 # (summary key, how the markdown shows it)
 FIGURES = (
@@ -164,7 +166,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.root.is_dir():
         parser.error(f"MULTIRUN_DIR {args.root} is not a directory")
-    written = write_tables(args.root, args.output or args.root / "sweep")
+    with reported("hiso-summarize"):
+        written = write_tables(args.root, args.output or args.root / "sweep")
     if written is None:
         parser.error(f"no run under {args.root} has a summary.json (runs write it when they end)")
     for path in written:
@@ -176,8 +179,10 @@ def write_tables(root: Path, stem: Path) -> tuple[Path, Path] | None:
     keys, rows, shared = sweep_rows(root)
     if not rows:
         return None
-    stem.parent.mkdir(parents=True, exist_ok=True)
     md, table = stem.with_name(stem.name + ".md"), stem.with_name(stem.name + ".csv")
-    md.write_text(markdown(root, keys, rows, shared), encoding="utf-8")
-    table.write_text(csv_text(keys, rows), encoding="utf-8")
+    with writing("the sweep's table", md):
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        md.write_text(markdown(root, keys, rows, shared), encoding="utf-8")
+    with writing("the sweep's table", table):
+        table.write_text(csv_text(keys, rows), encoding="utf-8")
     return md, table

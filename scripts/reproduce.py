@@ -1,6 +1,6 @@
 """Reproduce a paper's table, or one of this project's studies, on Hydra's multirun.
 
-    python scripts/reproduce.py TABLE [--stage all|search|final|report] [--cells CELL ...]
+    python scripts/reproduce.py TABLE [--stage all|search|final|report|figure] [--cells CELL ...]
         [--methods M ...] [--seeds S ...] [--search-seeds S ...] [--rounds N] [--search-rounds N]
         [--launcher NAME] [--jobs N] [--out DIR] [--results DIR] [--force] [OVERRIDES ...]
 
@@ -12,7 +12,8 @@ each method, the rate with the highest mean best validation accuracy over the se
 every final seed at the table's rounds; `all` (default) both; then, and with `report` alone, the
 results go to RESULTS/TABLE.md, .csv, .json and .png (RESULTS: OUT/results unless `--results` is
 given, e.g. `--results docs/results` for the committed tables; a table there with more finished
-seeds, or finished seeds of more rounds, than the new one is kept unless `--force`).
+seeds, or finished seeds of more rounds, than the new one is kept unless `--force`). `figure`
+redraws RESULTS/TABLE.png from RESULTS/TABLE.json alone (no runs needed: after a plotting change).
 
 Each stage is one `hiso-run -m` with runs under OUT/<cell>/<method>-lr<lr>-s<seed> (default OUT:
 outputs/reproduce/TABLE), through any Hydra launcher (`--launcher basic|joblib|submitit_local|
@@ -26,12 +27,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
 from hiso.reproduce import curvature
 from hiso.reproduce.aggregate import RunRecord, cell_searches, table_rows
 from hiso.reproduce.report import (
+    draw,
     markdown,
     noise_section,
     overwrite_refusal,
@@ -53,8 +56,11 @@ from hiso.reproduce.sweep import (
     read_summary,
 )
 from hiso.reproduce.tables import PENDING, TABLES, Cell, Method, Table
+from hiso.schema import SetupError
+from hiso.script_errors import reported
+from hiso.tracking.unwritten import writing
 
-STAGES = ("all", "search", "final", "report")
+STAGES = ("all", "search", "final", "report", "figure")
 # what a table sets per run or per stage: an override of these would silently replace it
 RESERVED = {
     "algo": "the methods",
@@ -192,18 +198,6 @@ def report(
         "runs": [run_entry(record, run.overrides(table, table.rounds)) for run, record in found],
         "curvature": curvature.summary(records),
     }
-    curves: dict[str, dict[str, list[list[dict]]]] = {}
-    for row in rows:
-        final = [
-            r.history
-            for r in records
-            if r.cell == row["cell"]
-            and r.method == row["method"]
-            and r.lr == row["chosen_lr"]
-            and r.seed in row["seeds"]
-        ]
-        if final:
-            curves.setdefault(row["cell"], {})[row["label"]] = final
     refusal = overwrite_refusal(results / f"{table.name}.json", document)
     if refusal and not force:
         raise SystemExit(f"reproduce: {refusal}; --force overwrites it")
@@ -215,12 +209,24 @@ def report(
     text += paired_section(table, rows)
     by_tensor = results / f"{table.name}-h-by-tensor.md"
     text += curvature.section(records, reference_lr, reference_label, by_tensor)
-    for path in write(results, table, document, text, curves):
+    for path in write(results, table, document, text):
         print(f"[reproduce] wrote {path}")
     curvature_png = results / f"{table.name}-curvature.png"
     if curvature.plot(records, reference_lr, reference_label, curvature_png):
         print(f"[reproduce] wrote {curvature_png}")
     return text
+
+
+def redraw(document_path: Path) -> None:
+    """TABLE.png beside TABLE.json, drawn from the JSON alone."""
+    try:
+        document = json.loads(document_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise SetupError(f"--stage figure reads {document_path}: {error}") from None
+    out_png = document_path.with_suffix(".png")
+    with writing("the table's figure", out_png):
+        draw(document, out_png)
+    print(f"[reproduce] wrote {out_png}")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -235,7 +241,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--methods",
         nargs="+",
-        help="only these methods (e.g. decomfl hiso); the table's reference is always kept",
+        help="only these methods (e.g. decomfl hiso); the table's reference is kept where a "
+        "table is written (--stage all or report), not where runs are only run (search, final)",
     )
     parser.add_argument("--seeds", nargs="+", type=int, help="default: the table's")
     parser.add_argument("--rounds", type=int, help="final rounds (default: the table's)")
@@ -283,9 +290,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def only_methods(table: Table, names: list[str]) -> Table:
-    """The table with only the named methods and its reference (and any method a kept one takes
-    its rate from)."""
+def only_methods(table: Table, names: list[str], stage: str = "all") -> Table:
+    """The table with only the named methods (and any method a kept one takes its rate from);
+    with its reference too where the stage writes the table, whose speed-ups are against it
+    (`--stage search`/`final` only run jobs, e.g. one method's beside another's on one machine)."""
     known = {method.name for method in table.methods}
     unknown = [name for name in names if name not in known]
     if unknown:
@@ -293,13 +301,19 @@ def only_methods(table: Table, names: list[str]) -> Table:
             f"reproduce: --methods {' '.join(unknown)}: not methods of {table.name} "
             f"(methods: {', '.join(sorted(known))})"
         )
-    kept = {*names, table.reference}
+    kept = {*names, table.reference} if stage in ("all", "report") else set(names)
     kept |= {m.rate_from for m in table.methods if m.name in kept and m.rate_from}
     return dataclasses.replace(table, methods=tuple(m for m in table.methods if m.name in kept))
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
+    """The command; bad input (a summary.json that is no JSON object, an --out that is a file or
+    cannot be made) ends it with one line and code 2 (hiso/script_errors.py)."""
+    with reported("reproduce"):
+        reproduce(sys.argv[1:] if argv is None else argv)
+
+
+def reproduce(argv: list[str]) -> None:
     args = parse(argv)
     table = TABLES[args.table]
     try:
@@ -313,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as error:
         raise SystemExit(f"reproduce: --seeds/--search-seeds: {error}") from None
     if args.methods:
-        table = only_methods(table, args.methods)
+        table = only_methods(table, args.methods, args.stage)
     cells = table.cells
     if args.cells:
         known = {cell.name: cell for cell in table.cells}
@@ -327,7 +341,14 @@ def main(argv: list[str] | None = None) -> None:
     for method in PENDING.get(table.name, []):
         print(f"[reproduce] {table.name}: {method} not in this table yet: no such algo group")
     out: Path = args.out or Path("outputs/reproduce") / table.name
-    out.mkdir(parents=True, exist_ok=True)
+    results = out / "results" if args.results is None else args.results
+    if args.stage == "figure":
+        redraw(results / f"{table.name}.json")
+        return
+    if out.exists() and not out.is_dir():
+        raise SetupError(f"--out {out}: a folder for the table's runs, and it is a file")
+    with writing("the table's folder", out):
+        out.mkdir(parents=True, exist_ok=True)
     search_upto = table.search_rounds or table.rounds
     invocation = ("python", "scripts/reproduce.py", *argv)
     launcher = Launcher(args.launcher, args.jobs, tuple(args.overrides), invocation)
@@ -339,7 +360,6 @@ def main(argv: list[str] | None = None) -> None:
         code = launch("final", table, runs, table.rounds, out, launcher)
         if code:
             raise SystemExit(f"reproduce: the final sweep exited with {code}; rerun to go on")
-    results = out / "results" if args.results is None else args.results
     print(report(table, cells, out, results, search_upto, args.force))
 
 

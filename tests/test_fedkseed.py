@@ -13,7 +13,7 @@ import torch
 from hiso.federation.replica import SeedPoolReplica
 from hiso.federation.server import sample_clients
 from hiso.optim.schedule import LRSchedule
-from hiso.optim.seed_pool import candidate_seeds, rebuild
+from hiso.optim.seed_pool import PoolRebuild, candidate_seeds
 from hiso.optim.zo import ZeroOrderOptimizer, ZOSettings
 from hiso.protocol import RoundRecord, SeedPool, SeedReport
 from hiso.schema import ConfigError
@@ -127,10 +127,12 @@ def test_a_replica_rebuilt_from_the_wire_bytes_alone_holds_the_servers_model(alg
     assert not all(torch.equal(a, b) for a, b in zip(server[6], server[0], strict=True))
 
 
-def test_catch_up_in_one_pass_equals_the_rounds_applied_one_by_one() -> None:
+@pytest.mark.parametrize("matrix_bytes", [1 << 30, 0], ids=["pool-matrix", "regenerated"])
+def test_catch_up_in_one_pass_equals_the_rounds_applied_one_by_one(matrix_bytes: int) -> None:
     """x_0 - lr sum_j (sum_r delta_j^r) z_j in one pass equals applying each round's
     x <- x - lr sum_j delta_j^r z_j in turn, to float32 rounding only (the one pass adds the
-    rounds' scalars before multiplying by z, so its sums are reassociated: not bit for bit)."""
+    rounds' scalars before multiplying by z, so its sums are reassociated: not bit for bit);
+    both ways of rebuilding (the pool's directions kept as a matrix, or regenerated)."""
     shapes = [torch.Size([5]), torch.Size([2, 3])]
     x0 = [torch.randn(s, generator=torch.Generator().manual_seed(7)) for s in shapes]
     seeds = candidate_seeds(3, 6)
@@ -144,8 +146,10 @@ def test_catch_up_in_one_pass_equals_the_rounds_applied_one_by_one() -> None:
         touched = np.flatnonzero(delta)
         record = RoundRecord(r, tuple(seeds[j] for j in touched), delta[touched].reshape(-1, 1))
         zo.apply_record(applied, zo.init_state(applied), record)
+    rebuild = PoolRebuild(zo, x0, seeds, matrix_bytes)
+    assert rebuild.matrix == (matrix_bytes > 0)
     one_pass = [torch.empty_like(x) for x in x0]
-    rebuild(zo, one_pass, x0, seeds, np.sum(rounds, axis=0, dtype=np.float32))
+    rebuild(one_pass, np.sum(rounds, axis=0, dtype=np.float32))
     for a, b in zip(one_pass, applied, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
     # by hand: x_0 - lr sum_j A_j z_j
@@ -155,6 +159,9 @@ def test_catch_up_in_one_pass_equals_the_rounds_applied_one_by_one() -> None:
         for j in np.flatnonzero(total):
             expected -= 0.1 * float(total[j]) * direction(seeds[j], shapes)[i]
         torch.testing.assert_close(one_pass[i], expected, rtol=1e-6, atol=1e-6)
+    # an all-zero pool gives x_0 itself
+    rebuild(one_pass, np.zeros(6, dtype=np.float32))
+    assert all(torch.equal(a, b) for a, b in zip(one_pass, x0, strict=True))
 
 
 def test_pro_probabilities_match_a_hand_computation() -> None:

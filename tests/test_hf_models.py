@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from hiso.models.hf import ModelUnavailableError, converted_gguf_dir, load_causal_lm
+from hiso.models.hf import (
+    ModelUnavailableError,
+    converted_gguf_dir,
+    load_causal_lm,
+    save_converted,
+)
 from hiso.schema import DatasetConfig, ModelConfig
+from hiso.stop import exit_on_signals_while_starting
 from hiso.tasks.templates import left_pad, lm_logits
 from hiso.tasks.text import build_text_task
 
@@ -176,3 +185,31 @@ def test_default_job_fine_tunes_smollm2_offline(tmp_path: Path, device: torch.de
     assert abs(summary["test_accuracy_at_best"] - initial) <= 0.05
     assert summary["best_val_accuracy"] >= 0.64
     assert summary["total_bytes"] > 0
+
+
+class SignalledAfterSaving:
+    """The real tokenizer, saved; then a real SIGINT to this process, as a Ctrl-C mid-conversion."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+
+    def save_pretrained(self, folder: Path) -> None:
+        self.tokenizer.save_pretrained(folder)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(10)  # the handler's exception arrives here
+
+
+def test_the_conversion_is_saved_whole_or_not_at_all(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    model, tokenizer = tiny_llama()
+    cache = tmp_path / "cache"
+    target = cache / "smollm2-135m-0123456789"
+    with pytest.raises(SystemExit) as stop, exit_on_signals_while_starting():
+        save_converted(model, SignalledAfterSaving(tokenizer), target)
+    assert stop.value.code == 130
+    assert "stopped by SIGINT while starting" in capfd.readouterr().err
+    assert list(cache.iterdir()) == []  # neither the target nor a half-written temporary folder
+    save_converted(model, tokenizer, target)
+    assert {"config.json", "model.safetensors"} <= {p.name for p in target.iterdir()}
+    assert [p.name for p in cache.iterdir()] == [target.name]

@@ -249,6 +249,16 @@ CASES = [
     Case("multirun-typo", ("-m", *DIGITS, "optim.lrr=1,2"), ("optim.lrr='1,2'", "no such field")),
     Case("multirun-group", ("-m", *DIGITS, "algo=hiso,sgd"), ("algo/sgd",)),
     Case(
+        "joblib-no-jobs",
+        ("-m", *DIGITS, "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=0"),
+        ("hydra.launcher.n_jobs=0 is not allowed", "1 or more"),
+    ),
+    Case(
+        "joblib-fewer-than-no-jobs",
+        ("-m", *DIGITS, "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=-100000"),
+        ("hydra.launcher.n_jobs=-100000 is not allowed", "-1: all of them"),
+    ),
+    Case(
         "multirun-output",
         ("-m", *DIGITS, "algo=hiso,decomfl", "hydra.sweep.dir={tmp}/train.csv/sweep"),
         ("hydra.sweep.dir=", "train.csv is a file"),

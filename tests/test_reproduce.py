@@ -322,6 +322,13 @@ def test_interrupted_table_resumes_without_redoing_finished_runs(tmp_path: Path)
     assert "\n\n## HiSo's curvature H" in text
     assert "\n| hiso | 0.001 | 0 |" in text
     assert (tmp_path / "results" / "smoke-curvature.png").stat().st_size > 0
+    # `--stage figure` redraws the table's figure from its JSON alone: the same image
+    drawn = (tmp_path / "results" / "smoke.png").read_bytes()
+    (tmp_path / "results" / "smoke.png").unlink()
+    figure = reproduce("--stage", "figure", tmp_path=tmp_path)
+    log, _ = figure.communicate(timeout=120)
+    assert figure.returncode == 0, log[-3000:]
+    assert (tmp_path / "results" / "smoke.png").read_bytes() == drawn
 
 
 # a table's search and finals on disjoint seeds run in the default suite through
@@ -491,14 +498,17 @@ def test_a_rate_from_another_methods_search_is_its_mean_effective_rate() -> None
 
 
 def test_methods_narrow_a_table_and_keep_what_it_needs() -> None:
-    """`--methods hiso`: HiSo and the reference; a method whose rate comes from another keeps
-    that one; an unknown name is refused with the table's methods."""
+    """`--methods hiso`: HiSo and the reference where the table is written, HiSo alone where
+    runs are only run; a method whose rate comes from another keeps that one; an unknown name
+    is refused with the table's methods."""
     spec = importlib.util.spec_from_file_location("reproduce", ROOT / "scripts" / "reproduce.py")
     assert spec is not None and spec.loader is not None
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     digits = TABLES["digits"]
     assert [m.name for m in script.only_methods(digits, ["hiso"]).methods] == ["decomfl", "hiso"]
+    for stage in ("search", "final"):
+        assert [m.name for m in script.only_methods(digits, ["hiso"], stage).methods] == ["hiso"]
     derived = next(m for m in digits.methods if m.rate_from)
     kept = {m.name for m in script.only_methods(digits, [derived.name]).methods}
     assert kept == {"decomfl", derived.name, derived.rate_from}

@@ -159,7 +159,6 @@ def test_the_file_keeps_whole_rounds_and_its_header(tmp_path: Path) -> None:
     writer = TrajectoryWriter(path, header, [b"a" * 20])
     writer.append(b"")  # a skipped round
     writer.append(b"b" * 20)
-    writer.close()
     text = b'{"config": {"seed": 3}, "overrides": ["seed=3"]}'
     assert path.stat().st_size == 8 + 4 + len(text) + 3 * 4 + 40  # 4 bytes a frame beside its entry
     read = read_trajectory(path)
@@ -167,7 +166,7 @@ def test_the_file_keeps_whole_rounds_and_its_header(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:-3])  # a frame cut short by a killed process
     assert read_trajectory(path).entries == [b"a" * 20, b""]
     # a resumed run rewrites the file with the rounds it continues from, then appends
-    TrajectoryWriter(path, header, read_trajectory(path).entries[:1]).close()
+    TrajectoryWriter(path, header, read_trajectory(path).entries[:1])
     assert read_trajectory(path).entries == [b"a" * 20]
 
 

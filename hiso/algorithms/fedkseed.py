@@ -23,7 +23,7 @@ import torch
 
 from hiso.algorithms.base import Algorithm, Batches, Workspace, register
 from hiso.algorithms.scalar import zo_settings
-from hiso.optim.seed_pool import candidate_seeds, rebuild
+from hiso.optim.seed_pool import PoolRebuild, candidate_seeds
 from hiso.optim.zo import ZeroOrderOptimizer, ZOSettings, ZOState
 from hiso.protocol import SeedPool, SeedReport
 from hiso.schema import ConfigError, RunConfig
@@ -44,7 +44,7 @@ class FedKSeed(Algorithm):
             self.settings(cfg, space.device, cache_directions), space.master
         )
         self.seeds = candidate_seeds(cfg.seed, cfg.algo.seed_pool)
-        self.x0 = [x.detach().clone() for x in space.master]
+        self.rebuild = PoolRebuild(self.zo, [x.detach().clone() for x in space.master], self.seeds)
         # A_j, summed in float64 by the server; every party uses its float32 value (the wire's)
         self.accumulated = np.zeros(len(self.seeds), dtype=np.float64)
         self._local: list[torch.Tensor] | None = None
@@ -143,8 +143,7 @@ class FedKSeed(Algorithm):
         for report in reports:
             np.add.at(delta, report.indices, report.scalars.astype(np.float64))
         self.accumulated += delta / len(reports)
-        s = self.space
-        rebuild(self.zo, s.master, self.x0, self.seeds, self.accumulated.astype(np.float32))
+        self.rebuild(self.space.master, self.accumulated.astype(np.float32))
         self._entry = b"".join(
             np.ascontiguousarray(r.indices, dtype="<u4").tobytes()
             + np.ascontiguousarray(r.scalars, dtype="<f4").tobytes()

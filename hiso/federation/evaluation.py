@@ -17,6 +17,7 @@ from hiso.optim.zo import evaluated_at
 from hiso.schema import RunConfig
 from hiso.tasks.base import HeldOut
 from hiso.tracking import predictions
+from hiso.tracking.unwritten import writing
 
 # metric-name prefix of each held-out split
 PREFIX: dict[HeldOut, str] = {"validation": "val", "test": "test"}
@@ -131,8 +132,14 @@ class Evaluation:
             self._scratch = tempfile.TemporaryDirectory(prefix="hiso-best-")
             self._best_path = Path(self._scratch.name) / "best-model.pt"
         tmp = self._best_path.with_suffix(".tmp")
-        torch.save([x.cpu() for x in (self.master if parameters is None else parameters)], tmp)
-        tmp.replace(self._best_path)
+        try:
+            with writing("the best round's model", self._best_path):
+                tensors = [x.cpu() for x in (self.master if parameters is None else parameters)]
+                with tmp.open("wb") as file:  # (a path would turn an OSError into torch's own)
+                    torch.save(tensors, file)
+                tmp.replace(self._best_path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def best_parameters(self) -> list[torch.Tensor]:
         assert self._best_path is not None

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-from hiso.optim.seed_pool import rebuild
+from hiso.optim.seed_pool import PoolRebuild
 from hiso.optim.zo import ZeroOrderOptimizer, ZOSettings
 from hiso.protocol import RoundRecord, SeedPool
 
@@ -43,10 +43,9 @@ class SeedPoolReplica:
         seeds: Sequence[int],
     ) -> None:
         self.client = client
-        self.x0 = [x.detach().clone() for x in x0]
-        self.params = [x.clone() for x in self.x0]
-        self.optimizer = ZeroOrderOptimizer(settings, self.params)
-        self.seeds = tuple(seeds)
+        start = [x.detach().clone() for x in x0]
+        self.params = [x.clone() for x in start]
+        self.rebuild = PoolRebuild(ZeroOrderOptimizer(settings, self.params), start, seeds)
         # (round, the model rebuilt at its start) for every pool received
         self.rebuilt: list[tuple[int, list[torch.Tensor]]] = []
 
@@ -54,5 +53,5 @@ class SeedPoolReplica:
         if client != self.client or kind != SeedPool.__name__:
             return
         pool = SeedPool.decode(data)
-        rebuild(self.optimizer, self.params, self.x0, self.seeds, pool.accumulated)
+        self.rebuild(self.params, pool.accumulated)
         self.rebuilt.append((pool.round, [x.clone() for x in self.params]))

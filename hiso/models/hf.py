@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from contextlib import suppress
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
     LlamaForCausalLM,
+    PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 
@@ -26,6 +28,7 @@ from hiso.caches import VARIABLE, cache_root
 from hiso.hub import ONLINE_HINT, hub_offline
 from hiso.schema import ConfigError, LoRAConfig, ModelConfig, SetupError
 from hiso.seeding import derive_seed
+from hiso.tracking.unwritten import writing
 
 
 class ModelUnavailableError(SetupError, RuntimeError):
@@ -198,12 +201,26 @@ def _converted_gguf(cfg: ModelConfig) -> Path:
     # the GGUF-loaded model refuses save_pretrained: copy its weights into a plain model
     plain = LlamaForCausalLM(loaded.config)
     plain.load_state_dict(loaded.state_dict())
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    plain.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    try:
-        tmp.replace(target)
-    except OSError:  # another process cached it first
-        shutil.rmtree(tmp)
+    save_converted(plain, tokenizer, target)
     return target
+
+
+def save_converted(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, target: Path
+) -> None:
+    """Save `model` and `tokenizer` as the folder `target`, whole or not at all: written in a
+    temporary folder beside it, then renamed. Whatever stops it (a failed write, a signal's
+    exception, a crash of the save) removes the temporary folder; a failed write raises
+    OutputError naming `target`. A folder another process cached first is kept."""
+    what = f"the float32 copy of model {target.name}"
+    with writing(what, target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        with writing(what, target):
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+        with suppress(OSError):  # another process cached it first
+            tmp.replace(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -340,13 +340,23 @@ def overwrite_refusal(path: Path, document: dict[str, Any]) -> str | None:
     return None
 
 
-def write(
-    results: Path,
-    table: Table,
-    document: dict[str, Any],
-    markdown_text: str,
-    curves: dict[str, dict[str, list[list[dict]]]],
-) -> list[Path]:
+def final_curves(document: dict[str, Any]) -> dict[str, dict[str, list[list[dict]]]]:
+    """Per cell and method label, the validation curves of the method's final runs (its chosen
+    rate, its final seeds), read from a table's document (TABLE.json)."""
+    curves: dict[str, dict[str, list[list[dict]]]] = {}
+    for row in document["rows"]:
+        final = [
+            r["curve"]
+            for r in document["runs"]
+            if (r["cell"], r["method"], r["lr"]) == (row["cell"], row["method"], row["chosen_lr"])
+            and r["seed"] in row["seeds"]
+        ]
+        if final:
+            curves.setdefault(row["cell"], {})[row["label"]] = final
+    return curves
+
+
+def write(results: Path, table: Table, document: dict[str, Any], markdown_text: str) -> list[Path]:
     """Write TABLE.md, .csv, .json and .png under `results`; return the paths."""
     results.mkdir(parents=True, exist_ok=True)
     stem = results / table.name
@@ -354,5 +364,11 @@ def write(
     paths[0].write_text(markdown_text, encoding="utf-8")
     paths[1].write_text(csv_text(document["rows"]), encoding="utf-8")
     paths[2].write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
-    plot_bands(curves, paths[3], table.title)
+    draw(document, paths[3])
     return paths
+
+
+def draw(document: dict[str, Any], out_png: Path) -> None:
+    """TABLE.png: the final runs' validation accuracy against rounds and bytes (mean and band
+    over seeds), from the table's document alone."""
+    plot_bands(final_curves(document), out_png, document["title"])

@@ -23,6 +23,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from hiso.reproduce.tables import Cell, Method, Table
+from hiso.schema import SetupError
 from hiso.tracking import read_jsonl
 
 GROUP = "table_run"
@@ -122,9 +123,22 @@ def final_runs(table: Table, cells: tuple[Cell, ...], chosen: dict[str, float]) 
     ]
 
 
+_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    """A run's summary.json (None when it has none); SetupError when it is no JSON object."""
     path = run_dir / "summary.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SetupError(f"{path} is not a run's summary: not JSON ({error})") from None
+    if not isinstance(summary, dict):
+        kind = _JSON_KINDS.get(type(summary), "value")
+        raise SetupError(f"{path} is not a run's summary: a JSON {kind}, not an object")
+    return summary
 
 
 def read_history(run_dir: Path) -> list[dict]:

@@ -50,7 +50,7 @@ class _HashingWriter:
 def write_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write `state` to `path` atomically, with its length and SHA-256 in a trailer."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(exist_ok=True)  # not its parents: a run directory removed stays removed
     with atomic_file(path) as file:
         writer = _HashingWriter(file)
         torch.save(state, writer)

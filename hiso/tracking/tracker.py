@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +19,7 @@ from hiso.tracking.atomic import write_text_atomic
 from hiso.tracking.labels import hyperparameter_line
 from hiso.tracking.plots import plot_run
 from hiso.tracking.records import human_bytes, json_safe, summarize
+from hiso.tracking.unwritten import EXIT_CODE, OutputError, append_whole, writing
 
 if TYPE_CHECKING:
     from hiso.schema import LoggerConfig
@@ -63,6 +68,10 @@ class Tracker:
     them replayed before the new rounds (offline), so the newest file holds the whole history;
     it is the same wandb run (the stored id), continued.
     A summary.json already in the directory is removed: only a run that ends writes one.
+
+    A file that cannot be written (a full disk, a read-only or vanished directory) raises
+    OutputError naming it; metrics.jsonl then ends with the last whole line written. `unwritten`
+    lists the files left incomplete or missing, which the summary (status "failed") names.
     """
 
     def __init__(
@@ -76,8 +85,10 @@ class Tracker:
         job: str | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / SUMMARY).unlink(missing_ok=True)
+        self.unwritten: list[Path] = []
+        with writing("the run directory", self.run_dir):
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / SUMMARY).unlink(missing_ok=True)
         self.cfg = cfg
         self.title = run_name or self.run_dir.name
         # a sweep's job: its lines on a console that parallel jobs share start with its name
@@ -85,11 +96,10 @@ class Tracker:
         self.footer = hyperparameter_line(config)
         self.history: list[dict] = list(history or [])
         self._run = None if cfg.wandb.mode == "disabled" else self._start_wandb(run_name, config)
-        self._jsonl = None
-        if cfg.jsonl:
-            jsonl_path = self.run_dir / "metrics.jsonl"
-            write_text_atomic(jsonl_path, "".join(_jsonl_line(r) for r in self.history))
-            self._jsonl = jsonl_path.open("a", encoding="utf-8")
+        self._jsonl = self.run_dir / "metrics.jsonl" if cfg.jsonl else None
+        if self._jsonl:
+            with writing("the metrics so far", self._jsonl):
+                write_text_atomic(self._jsonl, "".join(_jsonl_line(r) for r in self.history))
         self.total_rounds = total_rounds
         self._bar = (
             tqdm(
@@ -130,7 +140,8 @@ class Tracker:
             reinit="create_new",
             settings=wandb.Settings(**_WANDB_SETTINGS),
         )
-        write_text_atomic(id_file, run.id + "\n")
+        with writing("the wandb run's id", id_file):
+            write_text_atomic(id_file, run.id + "\n")
         if w.mode == "offline":  # online, the wandb server already holds these rounds
             for record in self.history:
                 run.log(record, step=record["round"], commit=True)
@@ -146,8 +157,12 @@ class Tracker:
         self._last = now
         self.history.append(record)
         if self._jsonl:
-            self._jsonl.write(_jsonl_line(record))
-            self._jsonl.flush()
+            try:
+                with writing(f"round {record['round']}'s metrics line", self._jsonl):
+                    append_whole(self._jsonl, _jsonl_line(record).encode("utf-8"))
+            except OutputError as error:
+                self.unwritten.append(error.path)
+                raise
         if self._run:  # committed now: a row held back to the run's end would overwrite the summary
             self._run.log(record, step=record["round"], commit=True)
         if self._bar:
@@ -220,47 +235,119 @@ class Tracker:
         status: str = "finished",
         exit_code: int = 0,
     ) -> dict:
-        """Write summary.json (and curves.png when cfg.plot), finish wandb with `exit_code`,
-        return the summary. `status` is "finished", or "interrupted" for a run stopped early."""
-        summary = self._write_summary(summary_extra, target_accuracy, status)
-        if self.cfg.plot and self.history:
-            plot_run(self.history, self.run_dir / "curves.png", self.title, self.footer)
+        """Write curves.png (when cfg.plot), finish wandb with `exit_code`, write summary.json and
+        return the summary. `status` is "finished", or "interrupted" for a run stopped early.
+        A file that cannot be written raises OutputError (the first such) once the others are
+        written: the summary then says "failed", with the error and the files `unwritten`."""
+        failed = self._plot()
         if self._run:
-            self._run.summary.update(summary)
-        self._close(exit_code=exit_code)
+            self._run.summary.update(self._summary(summary_extra, target_accuracy, status))
+        failed = failed or self._close(EXIT_CODE if self.unwritten else exit_code)
+        if failed is not None:
+            summary_extra = summary_extra | {"error": str(failed)}
+        try:
+            summary = self._write_summary(summary_extra, target_accuracy, status)
+        except OutputError as error:
+            failed = failed or error
+        if failed is not None:
+            failed.unwritten = self.unwritten_names()
+            raise failed
         return summary
 
     def close_on_error(self, error: BaseException) -> None:
-        """After a failure: summary.json marked "failed" with the error, every sink closed, the
-        wandb run ended failed (exit code 1)."""
+        """After a failure: every sink closed, the wandb run ended failed (exit code 1, or
+        EXIT_CODE when an output could not be written), summary.json marked "failed" with the
+        error when it can be written. An OutputError gets the run's `unwritten` files."""
         message = f"{type(error).__name__}: {error}"
-        self._write_summary({"error": message}, None, "failed")
+        if isinstance(error, OutputError) and error.path not in self.unwritten:
+            self.unwritten.append(error.path)
         if self._run:
             self._run.summary.update({"error": message})
-        self._close(exit_code=1)
+        self._close(exit_code=EXIT_CODE if isinstance(error, OutputError) else 1)
+        with suppress(OutputError):  # then summary.json is among the files `unwritten`
+            self._write_summary({"error": message}, None, "failed")
+        if isinstance(error, OutputError):
+            error.unwritten = self.unwritten_names()
+
+    def _plot(self) -> OutputError | None:
+        """curves.png, when cfg.plot; a failure is returned (and the file counted unwritten)."""
+        if not (self.cfg.plot and self.history):
+            return None
+        curves = self.run_dir / "curves.png"
+        try:
+            with writing("the curves figure", curves):
+                if not self.run_dir.is_dir():  # removed: the figure does not make it again
+                    raise FileNotFoundError(errno.ENOENT, "no such directory", str(curves))
+                plot_run(self.history, curves, self.title, self.footer)
+        except OutputError as error:
+            self.unwritten.append(curves)
+            return error
+        return None
+
+    def _summary(self, extra: dict[str, Any], target_accuracy: float | None, status: str) -> dict:
+        """The run's summary; a run with files unwritten is "failed" and names them (never
+        "finished")."""
+        marks: dict[str, Any] = {"status": status, "round_reached": self.round_reached}
+        if self.unwritten:
+            marks |= {"status": "failed", "unwritten": self.unwritten_names()}
+        return json_safe(summarize(self.history, target_accuracy) | extra | marks)
 
     def _write_summary(
         self, extra: dict[str, Any], target_accuracy: float | None, status: str
     ) -> dict:
-        marks = {"status": status, "round_reached": self.round_reached}
-        summary = json_safe(summarize(self.history, target_accuracy) | extra | marks)
+        """summary.json; raises OutputError (summary.json then among the files unwritten)."""
+        summary = self._summary(extra, target_accuracy, status)
         text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
-        write_text_atomic(self.run_dir / SUMMARY, text)
+        path = self.run_dir / SUMMARY
+        try:
+            with writing("the summary", path):
+                write_text_atomic(path, text)
+        except OutputError:
+            self.unwritten.append(path)
+            raise
         return summary
 
-    def _close(self, exit_code: int) -> None:
+    def unwritten_names(self) -> list[str]:
+        """The files left incomplete or missing, relative to the run directory."""
+        return [
+            str(p.relative_to(self.run_dir)) if p.is_relative_to(self.run_dir) else str(p)
+            for p in self.unwritten
+        ]
+
+    def _close(self, exit_code: int) -> OutputError | None:
+        """Close every sink; a wandb run whose files cannot be written is returned as the
+        failure (wandb/ counted unwritten). After an earlier failure, wandb's own log lines about
+        its files are not printed."""
         if self._bar:
             self._bar.close()
             self._bar = None
-        if self._jsonl:
-            self._jsonl.close()
-            self._jsonl = None
-        if self._run:
-            self._run.finish(exit_code=exit_code)
-            self._run = None
-            # finish() can return before wandb's service has written the run's last records;
-            # teardown waits for it, so the offline files are complete when close returns
-            wandb.teardown()
+        self._jsonl = None
+        run, self._run = self._run, None
+        if run is None:
+            return None
+        files = self.run_dir / "wandb"
+        quiet = bool(self.unwritten)
+        try:
+            with writing("the wandb run", files), _logging_errors_shown(not quiet):
+                run.finish(exit_code=exit_code)
+                # finish() can return before wandb's service has written the run's last
+                # records; teardown waits for it, so the offline files are complete here
+                wandb.teardown()
+        except OutputError as error:
+            self.unwritten.append(files)
+            return error
+        return None
+
+
+@contextmanager
+def _logging_errors_shown(shown: bool) -> Iterator[None]:
+    """Within the block, a logging handler that cannot write prints its error (or not)."""
+    before = logging.raiseExceptions
+    logging.raiseExceptions = shown
+    try:
+        yield
+    finally:
+        logging.raiseExceptions = before
 
 
 def clock(seconds: float) -> str:

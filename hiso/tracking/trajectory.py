@@ -6,8 +6,8 @@ UTF-8 JSON (the header: the run's config and command-line overrides as it runs n
 when a run is resumed), then one frame per round, in order from round 1: u32 length and that many
 bytes of the algorithm's round entry (for the scalar-only family the round record's K x P float32
 scalars: its round and seeds follow from the run seed; empty: the round was skipped under
-nan_policy=skip). A frame is appended in one write and flushed as its round ends; a frame cut
-short by a killed process is dropped on reading, so the file always holds whole rounds.
+nan_policy=skip). A frame is appended whole as its round ends; a frame cut short (a killed
+process, a full disk) is dropped on reading, so the file always holds whole rounds.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hiso.tracking.atomic import atomic_file
+from hiso.tracking.unwritten import append_whole, writing
 
 TRAJECTORY = "trajectory.bin"
 MAGIC = b"HISOTRJ1"
@@ -67,20 +68,19 @@ def _frame(entry: bytes) -> bytes:
 
 class TrajectoryWriter:
     """Writes `path` afresh (atomically) with `header` and the `entries` of the rounds already
-    run, then appends one frame per round."""
+    run, then appends one frame per round. A write that fails (a full disk, a vanished run
+    directory) raises OutputError naming the file; an append leaves no torn frame behind."""
 
     def __init__(self, path: Path, header: dict[str, Any], entries: list[bytes]) -> None:
         self.path = Path(path)
         text = json.dumps(header, sort_keys=True).encode("utf-8")
-        with atomic_file(self.path) as file:
+        with writing("the trajectory", self.path), atomic_file(self.path) as file:
             file.write(_HEAD.pack(MAGIC, len(text)) + text)
             file.write(b"".join(_frame(e) for e in entries))
-        self._file = self.path.open("ab")
+        self.rounds = len(entries)
 
     def append(self, entry: bytes) -> None:
-        """One round's frame, in one write, flushed to the operating system."""
-        self._file.write(_frame(entry))
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
+        """One round's frame, appended whole in one write."""
+        self.rounds += 1
+        with writing(f"round {self.rounds}'s trajectory frame", self.path):
+            append_whole(self.path, _frame(entry))
