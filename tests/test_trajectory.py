@@ -29,6 +29,7 @@ from hiso.models import build_model
 from hiso.resume import keeps_best_model
 from hiso.schema import ConfigError
 from hiso.tasks import build_task
+from hiso.tracking.records import json_safe
 from hiso.tracking.trajectory import TrajectoryWriter, read_trajectory
 
 import lm_fixtures
@@ -41,7 +42,7 @@ def recorded(simulation: Simulation, stop_at: int | None = None) -> tuple[list[b
     entries: list[bytes] = []
     rows: list[dict] = []
     simulation.run(
-        rows.append,
+        lambda row: rows.append(json_safe(row)),  # NaN as None, as metrics.jsonl holds it
         stop=lambda: simulation.round == stop_at,
         on_round=lambda: entries.append(simulation.algorithm.trajectory_entry()),
     )
@@ -73,6 +74,8 @@ def assert_replay_rebuilds(make: object, stop_at: int) -> None:
         ("algo=decomfl", "federation.eval_every=4"),
         ("algo=fedkseed", "algo.num_perturbations=1", "algo.seed_pool=16"),
         ("algo=fedkseed-pro", "algo.num_perturbations=1", "algo.seed_pool=16"),
+        # rounds 2 on skipped (the model diverges): empty entries, the skipped-round counters
+        ("algo=decomfl", "nan_policy=skip", "optim.lr=1e18", "federation.max_skipped_rounds=99"),
     ],
 )
 def test_replay_rebuilds_the_digits_run_bit_for_bit(extra: tuple) -> None:
