@@ -33,7 +33,7 @@ from hiso.tracking.records import json_safe
 from hiso.tracking.trajectory import TrajectoryWriter, read_trajectory
 
 import lm_fixtures
-from configs import CPU, digits_config, digits_simulation
+from configs import CPU, DEVICES, digits_config, digits_simulation
 
 
 def recorded(simulation: Simulation, stop_at: int | None = None) -> tuple[list[bytes], list[dict]]:
@@ -78,9 +78,10 @@ def assert_replay_rebuilds(make: object, stop_at: int) -> None:
         ("algo=decomfl", "nan_policy=skip", "optim.lr=1e18", "federation.max_skipped_rounds=99"),
     ],
 )
-def test_replay_rebuilds_the_digits_run_bit_for_bit(extra: tuple) -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_replay_rebuilds_the_digits_run_bit_for_bit(extra: tuple, device: torch.device) -> None:
     overrides = (*extra, "federation.rounds=14", "federation.eval_every=3")
-    assert_replay_rebuilds(lambda: digits_simulation(*overrides), 8)
+    assert_replay_rebuilds(lambda: digits_simulation(*overrides, device=device), 8)
 
 
 def test_replay_rebuilds_a_language_model_run_bit_for_bit(tmp_path: Path) -> None:
