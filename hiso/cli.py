@@ -73,8 +73,8 @@ def run(
     from hiso.preflight import read_checked_data
     from hiso.resume import RunCheckpoints, keeps_best_model
     from hiso.tasks import build_task
-    from hiso.tracking import Tracker
     from hiso.tracking.patience import Patience
+    from hiso.tracking.tracker import Tracker
 
     run_dir = Path(run_dir)
     with StopSignals() as stop:
@@ -94,14 +94,17 @@ def run(
         if state is not None:
             history = state["tracker"]["history"]
             simulation.resume(state["simulation"], state.get("trajectory", ()), history)
+        rounds = cfg.federation.rounds
         if not processes.is_main:
             simulation.run(lambda record: None, stop.requested)
+            if stop.signum is not None and simulation.round != rounds:
+                where = f"after round {simulation.round} of {rounds}"
+                raise Interrupted(stop.signum, where, between_rounds=True)
             return {}
         name = f"{cfg.algo.name}-{cfg.model.name}-{cfg.dataset.name}-s{cfg.seed}"
         container = OmegaConf.to_container(cfg, resolve=True)
         assert isinstance(container, dict)
         history = None if state is None else state["tracker"]["history"]
-        rounds = cfg.federation.rounds
         tracker = Tracker(
             run_dir, cfg.logger, container, rounds, run_name=name, history=history, job=job
         )
@@ -112,7 +115,7 @@ def run(
             patience.observe(record)
 
         checkpoints = RunCheckpoints(run_dir, cfg, container, list(overrides), simulation, tracker)
-        simulation.evaluation.announce = tracker.note
+        simulation.evaluation.announce = simulation.note = tracker.note
         extras: dict[str, Any] = {
             "algorithm": cfg.algo.name,
             "model": cfg.model.name,
@@ -148,7 +151,8 @@ def run(
             return tracker.finish(extras, cfg.federation.target_accuracy)
         exit_code = 128 + stop.signum
         tracker.finish(extras, cfg.federation.target_accuracy, "interrupted", exit_code)
-        raise Interrupted(stop.signum, f"after round {simulation.round} of {rounds}")
+        where = f"after round {simulation.round} of {rounds}"
+        raise Interrupted(stop.signum, where, between_rounds=True)
 
 
 def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
@@ -205,6 +209,7 @@ def _main(cfg: DictConfig) -> float | None:
     # imported here, not above: transformers and datasets read the hub switches as they load
     from hiso.federation.processes import ReplicaMismatchError, start_processes
     from hiso.federation.simulator import NonFiniteLossError
+    from hiso.network import fall_back_offline
     from hiso.resume import prepare
     from hiso.tracking.unwritten import EXIT_CODE as UNWRITTEN_EXIT
     from hiso.tracking.unwritten import OutputError
@@ -212,6 +217,7 @@ def _main(cfg: DictConfig) -> float | None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     main = True  # the process that prints, until the processes are known
     lock: RunLock | None = None
+    processes: Processes | None = None
     try:
         validate(cfg)
         check_logger(cfg.logger)
@@ -232,6 +238,8 @@ def _main(cfg: DictConfig) -> float | None:
             job = HydraConfig.get().sweep.subdir  # parallel jobs' lines tell whose they are
             if start.cfg.logger.wandb.group is None:
                 start.cfg.logger.wandb.group = HydraConfig.get().sweep.dir  # the sweep's runs
+        if main and (notice := fall_back_offline(start.cfg.logger)):
+            print(notice, file=sys.stderr)
         summary = run(start.cfg, run_dir, start.state, start.overrides, processes, job)
         processes.close()
     except SetupError as error:
@@ -245,6 +253,8 @@ def _main(cfg: DictConfig) -> float | None:
     except Interrupted as stopped:
         if main:
             _print_interrupted(stopped, run_dir)
+        if stopped.between_rounds and processes is not None:
+            processes.close()  # the others stopped after the same round: leave together
         sys.exit(stopped.exit_code)
     except OutputError as error:
         if main:
@@ -355,7 +365,7 @@ def _follow_main_process(argv: list[str]) -> list[str]:
     """Under a launcher with several processes: one job (a sweep is refused), and on every
     process but the main one, Hydra writes nothing (no run directory of its own, no .hydra/, no
     log file); such a process runs in the main process's run directory, received from it."""
-    from hiso.federation.processes import launched_processes, launched_rank
+    from hiso.launch import launched_processes, launched_rank
 
     if launched_processes() == 1:
         return argv

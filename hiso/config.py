@@ -183,6 +183,7 @@ def validate(cfg: Any) -> None:
     check_schema(cfg)
     a, o, f, m, d, lg = cfg.algo, cfg.optim, cfg.federation, cfg.model, cfg.dataset, cfg.logger
     from hiso.algorithms import algorithm_class  # torch: not for `import hiso.config`
+    from hiso.optim.resolution import check_resolution
 
     algorithm = algorithm_class(a.name)
     _at_least("algo.num_perturbations", a.num_perturbations, 1)
@@ -293,4 +294,6 @@ def validate(cfg: Any) -> None:
         raise ConfigError("threads", cfg.threads, "null (torch's default) or an integer >= 1")
     if cfg.device not in ("auto", "cpu") and not str(cfg.device).startswith("cuda"):
         raise ConfigError("device", cfg.device, "auto, cpu, cuda or cuda:N")
+    if algorithm.uses_directions:  # zeroth-order: a radius and a rate that move float32 weights
+        check_resolution(cfg, algorithm.curvature_scaled)
     algorithm.check(cfg)

@@ -23,21 +23,23 @@ from omegaconf.errors import OmegaConfBaseException
 
 from hiso.config import conf_dir, unknown_field, validate
 from hiso.hub import set_hub_mode
+from hiso.network import check_hub, check_wandb_server
 from hiso.run_lock import check_free, run_directory
-from hiso.schema import ConfigError, LoggerConfig, ModelConfig, SetupError
+from hiso.schema import ConfigError, LoggerConfig, SetupError
 
 if TYPE_CHECKING:
-    from hiso.tasks.templates import Template
+    from hiso.tasks.text import TextData
 
 INPUT_ERROR = 2
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
 def read_checked_data(cfg: Any, already_read: dict[str, Any] | None = None) -> Any:
-    """The task's examples, read and checked (label words against the model's tokenizer too),
-    for a client split that gives every client at least one batch. `already_read` keeps what was
-    read per dataset and model section, so that the jobs of a sweep over other fields read their
-    data once."""
+    """The task's examples, read and checked, and the model's checkpoint checked against them
+    without its weights (hiso/models/hf_checks.py; label words against its tokenizer too), for a
+    client split that gives every client at least one batch. `already_read` keeps what was read
+    per dataset and model section, so that the jobs of a sweep over other fields read their data
+    once."""
     from hiso.data.partition import check_shard_size
     from hiso.tasks import read_task_data
 
@@ -45,26 +47,24 @@ def read_checked_data(cfg: Any, already_read: dict[str, Any] | None = None) -> A
     key = OmegaConf.to_yaml(cfg.dataset) + OmegaConf.to_yaml(cfg.model)
     if key not in already_read:
         data = read_task_data(cfg)
-        if cfg.model.kind == "hf" and data.template.label_words:
-            check_label_words(cfg.model, data.template)
+        if cfg.model.kind == "hf":
+            check_model(cfg, data)
         already_read[key] = data
     data = already_read[key]
     check_shard_size(data.num_train, cfg.federation.num_clients, cfg.optim.batch_size)
     return data
 
 
-def check_label_words(model: ModelConfig, template: Template) -> None:
-    """Each label word is one token of the model's tokenizer, loaded alone (no weights). A
-    checkpoint whose tokenizer cannot be found here is left to the model loader, whose message
-    says how to fetch it; the words are checked again when the task is built."""
-    from hiso.models.hf import load_tokenizer
+def check_model(cfg: Any, data: TextData) -> None:
+    """The checkpoint against the run, and each label word one token of its tokenizer. A hub
+    checkpoint not cached here is left to the model loader, whose message says how to fetch it;
+    the words are checked again when the task is built."""
+    from hiso.models.hf_checks import check_checkpoint
     from hiso.tasks.templates import label_token_ids
 
-    try:
-        tokenizer = load_tokenizer(model)
-    except OSError:
-        return
-    label_token_ids(template, tokenizer)
+    tokenizer = check_checkpoint(cfg, data.generative)
+    if tokenizer is not None and data.template.label_words:
+        label_token_ids(data.template, tokenizer)
 
 
 def check_logger(cfg: LoggerConfig) -> None:
@@ -114,6 +114,7 @@ def check_job(cfg: DictConfig, already_read: dict[str, Any]) -> None:
         check_output_dir("hydra.run.dir", Path(cfg.hydra.run.dir))
         check_free(run_directory(task, Path(cfg.hydra.run.dir)))
     check_logger(task.logger)
+    check_wandb_server(task.logger)
     if task.resume in (None, "auto"):  # resume=DIR runs DIR's saved config, read as it starts
         read_checked_data(task, already_read)
 
@@ -239,7 +240,10 @@ def check_command() -> None:
         if args.multirun and jobs:
             check_launcher(jobs[0].hydra.launcher)
             check_resumed_once(jobs)
-        set_hub_mode(_online(jobs))
+        online = _online(jobs)
+        if online:
+            check_hub()
+        set_hub_mode(online)
         already_read: dict[str, Any] = {}
         for cfg in jobs:
             check_job(cfg, already_read)
@@ -296,5 +300,10 @@ def print_sweep(jobs: list[DictConfig], part: str, resolve: bool) -> None:
 
 
 def exit_input_error(message: str) -> NoReturn:
-    print(f"hiso-run: {message}", file=sys.stderr)
+    """One line and exit code 2; under a launcher of several processes, each of which finds
+    the same error, the main process alone prints it."""
+    from hiso.launch import launched_rank
+
+    if launched_rank() == 0:
+        print(f"hiso-run: {message}", file=sys.stderr)
     sys.exit(INPUT_ERROR)

@@ -252,6 +252,9 @@ class WandbConfig:
     name: str | None = None
     # a free-text description of the run
     notes: str | None = None
+    # mode=online with the wandb server out of reach (one connection, 5 s to answer): true runs
+    # offline instead (synced later with `wandb sync`), false refuses the run (exit 2)
+    offline_fallback: bool = False
 
 
 @dataclass

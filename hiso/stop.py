@@ -18,15 +18,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType, TracebackType
 
+from hiso.launch import launched_rank
+
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Interrupted(Exception):
-    """The run stopped on a signal; `where` says at which round and what was kept."""
+    """The run stopped on a signal; `where` says at which round and what was kept.
+    `between_rounds`: every process stopped after the same round (a first signal), so that they
+    can leave their process group together; a second signal stops one wherever it is."""
 
-    def __init__(self, signum: int, where: str) -> None:
+    def __init__(self, signum: int, where: str, between_rounds: bool = False) -> None:
         self.signum = signum
         self.where = where
+        self.between_rounds = between_rounds
         super().__init__(f"stopped by {signal.Signals(signum).name} {where}")
 
     @property
@@ -74,8 +79,10 @@ class StopSignals:
 
 
 def _say(line: str) -> None:
-    """One line on stderr from a signal handler (os.write: safe while Python is printing)."""
-    os.write(sys.stderr.fileno(), (line + "\n").encode())
+    """One line on stderr from a signal handler (os.write: safe while Python is printing); under
+    a launcher of several processes, each of which gets the signal, from the main one alone."""
+    if launched_rank() == 0:
+        os.write(sys.stderr.fileno(), (line + "\n").encode())
 
 
 def _exit_while_starting(signum: int, frame: FrameType | None) -> None:

@@ -17,7 +17,6 @@ import argparse
 from pathlib import Path
 
 from hiso.script_errors import reported
-from hiso.tracking import plot_bands, plot_runs, read_jsonl
 from hiso.tracking.labels import (
     hyperparameter_line,
     overridden_keys,
@@ -26,6 +25,8 @@ from hiso.tracking.labels import (
     run_labels,
     varying_keys,
 )
+from hiso.tracking.plots import plot_bands, plot_runs
+from hiso.tracking.records import read_jsonl
 from hiso.tracking.unwritten import writing
 
 METRICS = "metrics.jsonl"

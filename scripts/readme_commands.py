@@ -4,6 +4,7 @@ reader would: each ```bash block, its commands in order, in a fresh copy of the 
     python scripts/readme_commands.py              # run them, shortened (CI: .ci/run)
     python scripts/readme_commands.py --compose    # compose and validate only (tests, seconds)
     python scripts/readme_commands.py docs/outputs.md   # only the pages named
+    python scripts/readme_commands.py --jobs 1     # one block at a time (default: 2 at once)
 
 The rules, per command (continuation lines joined):
 - a trailing comment containing `# not run: REASON` skips it; it is listed with its reason;
@@ -30,6 +31,9 @@ PATH as `source .venv/bin/activate` puts it. A command that exits non-zero fails
 from __future__ import annotations
 
 import argparse
+import builtins
+import contextlib
+import functools
 import io
 import os
 import re
@@ -39,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -286,9 +291,10 @@ def run(line: str, cwd: Path, env: dict[str, str]) -> tuple[int, str]:
     return result.returncode, result.stdout + result.stderr
 
 
-def check(pages: list[Path], root: Path, compose: bool) -> int:
-    """Run every block's commands of every page (see the module's rules); print one line per
-    command and the output of each that failed; return the number of failures."""
+def check(pages: list[Path], root: Path, compose: bool, jobs: int = 1) -> int:
+    """Run every block's commands of every page (see the module's rules), `jobs` blocks at once
+    (each in its own copy of the checkout); print one line per command, in the pages' order, and
+    the output of each that failed; return the number of failures."""
     texts = {label(page, root): page.read_text() for page in pages}
     failures = 0
     blocks = [(name, block) for name, text in texts.items() for block in bash_blocks(text)]
@@ -298,29 +304,44 @@ def check(pages: list[Path], root: Path, compose: bool) -> int:
             if quoted not in commands:
                 failures += 1
                 print(f"{name}:{number}  FAILED  `{quoted}` is in no ```bash block: none runs it")
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.prefix) / 'bin'}{os.pathsep}{env['PATH']}"
     shared = {} if compose else plan([block for _, block in blocks])
     where = {command: f"{name}:{command.line}" for name, block in blocks for command in block}
-    for name, block in blocks:
-        with tempfile.TemporaryDirectory(prefix="readme-") as scratch:
-            cwd = Path(scratch)
-            scratch_copy(root, cwd)
-            env["PYTHONPATH"] = os.pathsep.join(
-                filter(None, [scratch, os.environ.get("PYTHONPATH")])
-            )
-            for command in block:
-                runs = shared.get(command)
-                if runs is not None and command.program != "hiso-run":
-                    print(
-                        f"{name}:{command.line}  shares the run of {where[runs]}  | {command.text}"
-                    )
-                elif runs is not None:  # composed only: the code path of an earlier run
-                    failures += check_command(name, command, True, cwd, env, where[runs])
-                else:
-                    failures += check_command(name, command, compose, cwd, env)
+    work = functools.partial(check_block, root=root, compose=compose, shared=shared, where=where)
+    with ProcessPoolExecutor(jobs) if jobs > 1 else contextlib.nullcontext() as pool:
+        results = (pool or builtins).map(work, *zip(*blocks, strict=True)) if blocks else ()
+        for failed, output in results:  # in the pages' order, each as soon as it is done
+            print(output, end="", flush=True)
+            failures += failed
     print(f"{failures} failed" if failures else "every command passed")
     return failures
+
+
+def check_block(
+    name: str,
+    block: list[Command],
+    root: Path,
+    compose: bool,
+    shared: dict[Command, Command],
+    where: dict[Command, str],
+) -> tuple[int, str]:
+    """One block's commands in order, in a fresh copy of the checkout: (failures, what it
+    printed)."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.prefix) / 'bin'}{os.pathsep}{env['PATH']}"
+    failures, output = 0, io.StringIO()
+    with tempfile.TemporaryDirectory(prefix="readme-") as scratch, redirect_stdout(output):
+        cwd = Path(scratch)
+        scratch_copy(root, cwd)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [scratch, os.environ.get("PYTHONPATH")]))
+        for command in block:
+            runs = shared.get(command)
+            if runs is not None and command.program != "hiso-run":
+                print(f"{name}:{command.line}  shares the run of {where[runs]}  | {command.text}")
+            elif runs is not None:  # composed only: the code path of an earlier run
+                failures += check_command(name, command, True, cwd, env, where[runs])
+            else:
+                failures += check_command(name, command, compose, cwd, env)
+    return failures, output.getvalue()
 
 
 def label(page: Path, root: Path) -> str:
@@ -368,9 +389,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compose", action="store_true", help="hiso-run --cfg job only")
     parser.add_argument("pages", nargs="*", type=Path, help="the pages to check (default: PAGES)")
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to copy")
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="blocks run at once, each in its own copy (default 2)"
+    )
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: at least 1")
     pages = args.pages or [args.root / page for page in PAGES]
-    return 1 if check(pages, args.root, args.compose) else 0
+    return 1 if check(pages, args.root, args.compose, args.jobs) else 0
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from hiso.optim.schedule import LRSchedule
 from hiso.optim.server import AdaptiveStep, MeanStep
 from hiso.protocol import ModelPayload
 from hiso.schema import ConfigError
-from hiso.tracking import read_jsonl
+from hiso.tracking.records import read_jsonl
 
 from configs import CPU, digits_config, digits_simulation
 

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -16,8 +17,8 @@ import pytest
 from hiso.config import compose_config
 from hiso.hub import OFFLINE_SWITCHES
 from hiso.schema import ConfigError
-from hiso.tracking import read_jsonl, read_wandb_offline_history
-from hiso.tracking.records import human_bytes
+from hiso.tracking.records import human_bytes, read_jsonl
+from hiso.tracking.wandb_reader import read_wandb_offline_history
 
 HISO_RUN = shutil.which("hiso-run", path=str(Path(sys.executable).parent))
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -204,10 +205,16 @@ def test_the_cli_sets_the_offline_switches_unless_asked_online(
     tmp_path: Path, args: tuple[str, ...], environment: dict[str, str], seen: str
 ) -> None:
     env = {k: v for k, v in os.environ.items() if k not in OFFLINE_SWITCHES} | environment
+    # hub.online=true needs a hub that answers (hiso/network.py): a local socket stands in
+    hub = socket.socket()
+    hub.bind(("127.0.0.1", 0))
+    hub.listen()
+    env["HF_ENDPOINT"] = f"http://127.0.0.1:{hub.getsockname()[1]}"
     code = HUB_SWITCHES.format(args=["+experiment=digits", f"hydra.run.dir={tmp_path}", *args])
-    result = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
-    )
+    with hub:
+        result = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split("\n")[-2] == seen
 

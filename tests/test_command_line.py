@@ -14,8 +14,8 @@ from test_cli import HISO_RUN, hiso_run
 from hiso import cli
 from hiso.command_line import expand_eval
 from hiso.config import compose_config
-from hiso.tracking import read_jsonl
 from hiso.tracking.patience import Patience
+from hiso.tracking.records import read_jsonl
 
 ASKS = "import sys; sys.argv = {argv!r}; from hiso.cli import {entry} as m; m()"
 NO_TORCH = "; print('torch' in sys.modules, file=sys.stderr)"

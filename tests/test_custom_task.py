@@ -24,7 +24,7 @@ from hiso.tasks.custom import prompt_fields, with_truncated_field
 from hiso.tasks.squad import SquadTask
 from hiso.tasks.templates import TEMPLATES, Template
 from hiso.tasks.text import LabelWordTask, build_text_task
-from hiso.tracking import read_jsonl
+from hiso.tracking.records import read_jsonl
 
 import lm_fixtures
 

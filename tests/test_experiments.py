@@ -11,7 +11,7 @@ from hiso import cli
 from hiso.config import compose_config
 from hiso.reproduce.sweep import GROUP, Run
 from hiso.reproduce.tables import TABLES, Table
-from hiso.tracking import read_jsonl
+from hiso.tracking.records import read_jsonl
 
 import lm_fixtures
 

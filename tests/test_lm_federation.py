@@ -21,7 +21,7 @@ from hiso.config import compose_config
 from hiso.federation.simulator import Simulation
 from hiso.models import build_model
 from hiso.tasks import build_task
-from hiso.tracking import read_jsonl
+from hiso.tracking.records import read_jsonl
 
 from configs import CPU, DEVICES
 

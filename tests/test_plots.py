@@ -13,9 +13,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from hiso import sweep_plot, sweep_summary
-from hiso.tracking import plot_bands, plot_run, plot_runs
 from hiso.tracking.curves import ema
 from hiso.tracking.labels import flatten, hyperparameter_line, run_labels, varying_keys
+from hiso.tracking.plots import plot_bands, plot_run, plot_runs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

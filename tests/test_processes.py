@@ -22,8 +22,8 @@ from test_resume import timeless
 from hiso import cli
 from hiso.config import compose_config
 from hiso.federation.processes import checksum
-from hiso.tracking import read_jsonl
 from hiso.tracking.checkpoint import Checkpoints
+from hiso.tracking.records import read_jsonl
 
 import lm_fixtures
 
@@ -190,10 +190,13 @@ def test_under_a_launcher_only_the_main_process_lets_hydra_write(
         "hydra/job_logging=disabled",
         "hydra/hydra_logging=disabled",
     ]
-    with pytest.raises(SystemExit) as stopped:
-        cli._follow_main_process([*argv, "-m", "seed=0,1"])
-    assert stopped.value.code == 2
-    assert "-m/--multirun under a launcher of 2 processes" in capsys.readouterr().err
+    for rank, says in (("1", False), ("0", True)):  # every process refuses, the main one says it
+        monkeypatch.setenv("RANK", rank)
+        with pytest.raises(SystemExit) as stopped:
+            cli._follow_main_process([*argv, "-m", "seed=0,1"])
+        assert stopped.value.code == 2
+        err = capsys.readouterr().err
+        assert ("-m/--multirun under a launcher of 2 processes" in err) == says, err
 
 
 def test_the_checksum_sees_one_ulp() -> None:

@@ -24,13 +24,13 @@ from hiso.config import compose_config
 from hiso.resume import prepare, reconcile
 from hiso.schema import SetupError
 from hiso.stop import Interrupted, StopSignals
-from hiso.tracking import read_jsonl
 from hiso.tracking.checkpoint import (
     Checkpoints,
     CorruptCheckpoint,
     read_checkpoint,
     write_checkpoint,
 )
+from hiso.tracking.records import read_jsonl
 from hiso.tracking.wandb_reader import read_records, read_wandb_run_ids, run_files
 
 import lm_fixtures

@@ -16,16 +16,11 @@ import pytest
 from omegaconf import OmegaConf
 
 from hiso.schema import LoggerConfig, WandbConfig
-from hiso.tracking import (
-    Tracker,
-    read_jsonl,
-    read_wandb_offline_history,
-    summarize,
-)
-from hiso.tracking.records import human_bytes
-from hiso.tracking.tracker import WANDB_ID
+from hiso.tracking.records import human_bytes, read_jsonl, summarize
+from hiso.tracking.tracker import WANDB_ID, Tracker
 from hiso.tracking.wandb_reader import (
     read_records,
+    read_wandb_offline_history,
     read_wandb_offline_summary,
     read_wandb_run_ids,
     run_files,

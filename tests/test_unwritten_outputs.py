@@ -24,7 +24,8 @@ from test_resume import start, timeless
 from hiso.cli import run
 from hiso.config import compose_config
 from hiso.schema import LoggerConfig
-from hiso.tracking import Tracker, read_jsonl
+from hiso.tracking.records import read_jsonl
+from hiso.tracking.tracker import Tracker
 from hiso.tracking.unwritten import EXIT_CODE, OutputError
 
 RUN = (

@@ -68,6 +68,9 @@ class Algorithm(ABC):
     name: ClassVar[str]
     # whether clients draw seeded directions (zeroth-order): the direction cache applies
     uses_directions: ClassVar[bool] = True
+    # whether those directions are scaled by a curvature, H^-1/2 u (HiSo): a step can be up to
+    # 1 / sqrt(algo.curvature_floor) times as long (hiso/optim/resolution.py)
+    curvature_scaled: ClassVar[bool] = False
     # whether a round's outcome is a few bytes every party applies (seeds and scalars): the run
     # records them (`trajectory_entry`) and any round's model is rebuilt from the starting model
     # by applying them again (`replay_round`), so full checkpoints are optional
@@ -75,6 +78,9 @@ class Algorithm(ABC):
 
     def __init__(self, space: Workspace, cache_directions: bool) -> None:
         self.space = space
+        # whether the last round's scalars were all zero (a zeroth-order round that measured no
+        # loss change and so stepped by nothing); False for what sends no scalars
+        self.zero_scalars = False
 
     @classmethod
     def check(cls, cfg: Any) -> None:

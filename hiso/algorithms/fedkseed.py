@@ -209,5 +209,6 @@ class FedKSeed(Algorithm):
             np.isfinite(table[:, 0]).all() and all(np.isfinite(r.scalars).all() for r in reports)
         ):
             return float("nan")
+        self.zero_scalars = not any(r.scalars.any() for r in reports)
         self.commit(reports)
         return float(np.mean(table[:, 0]))

@@ -16,6 +16,7 @@ from hiso.schema import RunConfig
 @register
 class HiSo(ScalarOnly):
     name = "hiso"
+    curvature_scaled = True
 
     def __init__(self, space: Workspace, cache_directions: bool) -> None:
         super().__init__(space, cache_directions)

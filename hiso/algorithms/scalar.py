@@ -215,5 +215,6 @@ class ScalarOnly(Algorithm):
         record = self.aggregate(plan, reports)
         if not (np.isfinite(record.scalars).all() and np.isfinite(table[:, 0]).all()):
             return float("nan")
+        self.zero_scalars = not record.scalars.any()
         self._commit(record)
         return float(np.mean(table[:, 0]))

@@ -30,6 +30,7 @@ FILE_FORMATS = {
 }
 LOCAL_HINT = "dataset.source=local dataset.data_files.train=<file> dataset.data_files.test=<file>"
 SHOWN_ROWS = 5  # bad rows named in one message
+NOT_TEXT = ("label", "answers")  # the record fields that are no prompt text
 
 
 class DatasetUnavailableError(SetupError, RuntimeError):
@@ -139,6 +140,8 @@ def _read_local(cfg: DatasetConfig, split: str) -> Split:
 
 def _read_csv(text: str, origin: str, delimiter: str) -> Split:
     """A header line naming the columns, then one record per line (blank lines skipped)."""
+    # a cell may be as long as the file (the csv module's default limit is 131,072 characters)
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     header: list[str] | None = None
     records: Records = []
@@ -226,6 +229,11 @@ def _kind(value: Any) -> str:
     return "null" if value is None else f"a {type(value).__name__}"
 
 
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _read_hub(cfg: DatasetConfig) -> dict[str, Split]:
     if not cfg.hub_path:
         raise DatasetUnavailableError(
@@ -272,6 +280,12 @@ def _select(rows: Split, fields: Mapping[str, Column]) -> Records:
             if row[column] is None:
                 raise DatasetFormatError(
                     f"{rows.origin}: {rows.where(i)}: column {column!r} is null."
+                )
+            if name not in NOT_TEXT and not isinstance(row[column], str):
+                raise DatasetFormatError(
+                    f"{rows.origin}: {rows.where(i)}: column {column!r} holds "
+                    f"{_kind(row[column])} ({_shown(row[column])}); a column the prompt shows "
+                    "holds text: a string (in JSON, in quotes)."
                 )
             record[name] = row[column]
         out.append(record)

@@ -16,7 +16,6 @@ names the round, the processes and the tensors.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -28,27 +27,9 @@ import torch.distributed as dist
 
 from hiso.schema import ConfigError
 
-# The launchers' rank and world-size variables (torchrun and accelerate launch, then MPI's).
-RANK_VARIABLES = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
-SIZE_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 # How long a process waits in a collective: the main process evaluates held-out splits alone
 # while the others wait at the next round's first collective.
 COLLECTIVE_TIMEOUT = timedelta(hours=2)
-
-
-def _launched(variables: tuple[str, ...], alone: int) -> int:
-    return next((int(os.environ[v]) for v in variables if v in os.environ), alone)
-
-
-def launched_rank() -> int:
-    """This process's rank as its launcher set it (0 when started alone), read before any
-    process group exists."""
-    return _launched(RANK_VARIABLES, 0)
-
-
-def launched_processes() -> int:
-    """How many processes the launcher started (1 when started alone)."""
-    return _launched(SIZE_VARIABLES, 1)
 
 
 class ReplicaMismatchError(RuntimeError):

@@ -106,6 +106,11 @@ class Simulation:
         self.elapsed = 0.0
         # rounds skipped under nan_policy=skip: in all, and in a row up to the last round
         self.skipped_rounds = self.skipped_in_a_row = 0
+        # rounds in a row whose scalars were all zero, and the one warning they gave, which
+        # `note` puts on the console (the summary holds it too)
+        self.zero_in_a_row = 0
+        self.warnings: list[str] = []
+        self.note: Callable[[str], None] = lambda message: None
         self.best_by_replay = best_by_replay
 
     # state --------------------------------------------------------------------------------
@@ -220,6 +225,20 @@ class Simulation:
             )
         return loss
 
+    def _watch_zero_scalars(self, done: int) -> None:
+        """Warn once when the scalars were all zero for an evaluation interval of rounds (all
+        the rounds with federation.eval_every=0): the model has not moved by them."""
+        f = self.cfg.federation
+        self.zero_in_a_row = self.zero_in_a_row + 1 if self.algorithm.zero_scalars else 0
+        if self.warnings or self.zero_in_a_row < (f.eval_every or f.rounds):
+            return
+        self.warnings.append(
+            f"warning: every scalar of rounds {done - self.zero_in_a_row + 1}-{done} was zero: "
+            f"the losses at x + mu z equalled those at x, so the model did not move by them; "
+            f"raise algo.mu (now {self.cfg.algo.mu}) or check the model's dtype and loss"
+        )
+        self.note(self.warnings[-1])
+
     def _evaluate_round(self, done: int) -> dict[str, float]:
         return self.evaluation.evaluate_round(done, lambda: self.algorithm.evaluation_summary(done))
 
@@ -261,6 +280,7 @@ class Simulation:
                 record["skipped"] = 1
                 self.skipped_rounds += 1
                 self.skipped_in_a_row += 1
+            self._watch_zero_scalars(rnd + 1)
             record.update(self._evaluate_round(rnd + 1))
             self.elapsed = time.perf_counter() - start
             record["wall_time"] = self.elapsed
@@ -284,6 +304,8 @@ class Simulation:
             "num_parameters": self.num_parameters,
             "skipped_rounds": self.skipped_rounds,
         }
+        if self.warnings:
+            extras["warnings"] = self.warnings
         if self.round == f.rounds and self.processes.is_main:
             # no record when resumed at the end (no round ran): the final model's scores
             final = record if record is not None else self.evaluation.evaluate("test", f.rounds)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
-from transformers import PreTrainedTokenizerBase
 
 from hiso.models.cnn import SmallCNN
 from hiso.schema import ModelConfig
 from hiso.seeding import derive_seed
+
+if TYPE_CHECKING:  # transformers loads with a language model only (about 1 s)
+    from transformers import PreTrainedTokenizerBase
 
 
 def build_model(

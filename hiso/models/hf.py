@@ -46,7 +46,7 @@ def load_causal_lm(
 
     Source precedence: `cfg.path`, `cfg.gguf_package`, then `cfg.hub_id` (token from $HF_TOKEN).
     """
-    source, token = _source(cfg)
+    source, token = checkpoint_source(cfg)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, token=token)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, token=token)
@@ -105,13 +105,13 @@ def with_lora(model: nn.Module, cfg: LoRAConfig, seed: int) -> nn.Module:
 
 def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:
     """The model's tokenizer alone, configured as load_causal_lm configures it."""
-    source, token = _source(cfg)
+    source, token = checkpoint_source(cfg)
     tokenizer = AutoTokenizer.from_pretrained(source, token=token)
     configure_tokenizer(tokenizer)
     return tokenizer
 
 
-def _source(cfg: ModelConfig) -> tuple[Path | str, str | None]:
+def checkpoint_source(cfg: ModelConfig) -> tuple[Path | str, str | None]:
     """Where the checkpoint is (a directory or a hub id) and the hub token to use."""
     if cfg.path:
         source = Path(cfg.path)

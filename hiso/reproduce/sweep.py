@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 
 from hiso.reproduce.tables import Cell, Method, Table
 from hiso.schema import SetupError
-from hiso.tracking import read_jsonl
+from hiso.tracking.records import read_jsonl
 
 GROUP = "table_run"
 RUNS_DIR = ".runs"

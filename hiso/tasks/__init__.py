@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from transformers import PreTrainedTokenizerBase
-
 from hiso.schema import ConfigError, RunConfig
 from hiso.tasks.base import Task
 from hiso.tasks.vision import ImageClassification, ImageData, read_digits
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from hiso.tasks.text import TextData
 
 VISION_DATASETS = ("digits",)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 from torch import nn
 
+from hiso.caches import cache_root
 from hiso.data.validation import carve_validation
 from hiso.tasks.base import Batch, HeldOut, Task
+from hiso.tracking.atomic import atomic_file
 
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0
@@ -98,15 +102,9 @@ def read_digits(
     """The digits scaled to [0, 1], with a fixed stratified 80/20 train/test split, each cut to
     its first max_train / max_test images; the validation split is carved from the training
     images (dataset.validation_size)."""
-    digits = load_digits()
-    images = (digits.images / 16.0).astype(np.float32)[:, None]
-    x_train, x_test, y_train, y_test = train_test_split(
-        images,
-        digits.target,
-        test_size=DIGITS_TEST_FRACTION,
-        random_state=DIGITS_SPLIT_SEED,
-        stratify=digits.target,
-    )
+    images, target = digits_file()
+    train, test = digits_split(target)
+    x_train, x_test, y_train, y_test = images[train], images[test], target[train], target[test]
     x_train, y_train = x_train[:max_train], y_train[:max_train]
     kept, carved = carve_validation(len(y_train), validation_size, validation_seed)
     return ImageData(
@@ -116,3 +114,40 @@ def read_digits(
             "test": (x_test[:max_test], y_test[:max_test]),
         },
     )
+
+
+def digits_file() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits.csv.gz, read as its load_digits reads it (64 pixels of 0-16 and the
+    label per row), without importing scikit-learn (about 1-2 s a process): images (N, 1, 8, 8)
+    in [0, 1] and labels."""
+    spec = importlib.util.find_spec("sklearn")
+    assert spec is not None and spec.submodule_search_locations is not None
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+    data = np.loadtxt(path, delimiter=",")
+    images = (data[:, :-1].reshape(-1, 8, 8) / 16.0).astype(np.float32)[:, None]
+    return images, data[:, -1].astype(int)
+
+
+def digits_split(target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The train and test indices of scikit-learn's stratified train_test_split (test fraction
+    0.2, random_state 0), computed once per scikit-learn version and kept in hiso-run's cache."""
+    version = importlib.metadata.version("scikit-learn")
+    path = cache_root() / f"digits-split-sklearn-{version}.npz"
+    try:
+        with np.load(path) as saved:
+            return saved["train"], saved["test"]
+    except (OSError, ValueError, KeyError):
+        pass
+    from sklearn.model_selection import train_test_split
+
+    train, test = train_test_split(
+        np.arange(len(target)),
+        test_size=DIGITS_TEST_FRACTION,
+        random_state=DIGITS_SPLIT_SEED,
+        stratify=target,
+    )
+    with contextlib.suppress(OSError):  # a cache that cannot be written costs time only
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path) as file:
+            np.savez(file, train=train, test=test)
+    return train, test

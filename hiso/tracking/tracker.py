@@ -12,16 +12,16 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import wandb
 from tqdm import tqdm
 
 from hiso.tracking.atomic import write_text_atomic
 from hiso.tracking.labels import hyperparameter_line
-from hiso.tracking.plots import plot_run
 from hiso.tracking.records import human_bytes, json_safe, summarize
 from hiso.tracking.unwritten import EXIT_CODE, OutputError, append_whole, writing
 
 if TYPE_CHECKING:
+    import wandb
+
     from hiso.schema import LoggerConfig
 
 # No console capture, system metrics, metadata probes, git or requirements snapshots: a run
@@ -125,6 +125,8 @@ class Tracker:
         w = self.cfg.wandb
         id_file = self.run_dir / WANDB_ID
         known = id_file.read_text().strip() if self.history and id_file.is_file() else None
+        import wandb  # here: a run without wandb does not load it (about 0.4 s)
+
         run = wandb.init(
             project=w.project,
             entity=w.entity,
@@ -278,6 +280,8 @@ class Tracker:
             with writing("the curves figure", curves):
                 if not self.run_dir.is_dir():  # removed: the figure does not make it again
                     raise FileNotFoundError(errno.ENOENT, "no such directory", str(curves))
+                from hiso.tracking.plots import plot_run  # matplotlib only when plotting
+
                 plot_run(self.history, curves, self.title, self.footer)
         except OutputError as error:
             self.unwritten.append(curves)
@@ -329,6 +333,8 @@ class Tracker:
         quiet = bool(self.unwritten)
         try:
             with writing("the wandb run", files), _logging_errors_shown(not quiet):
+                import wandb  # loaded when the run started
+
                 run.finish(exit_code=exit_code)
                 # finish() can return before wandb's service has written the run's last
                 # records; teardown waits for it, so the offline files are complete here
