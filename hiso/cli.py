@@ -58,18 +58,20 @@ def run(
     job: str | None = None,
 ) -> dict[str, Any]:
     """Build everything from a validated config and run it, writing outputs and checkpoints
-    under run_dir; from round 0, or from a checkpoint's `state` (hiso/resume.py). SIGINT and
+    under run_dir; from round 0, or from a resume `state` (hiso/resume.py: a snapshot's, and/or
+    the trajectory entries to replay with the metrics of their rounds). SIGINT and
     SIGTERM stop it after the round in progress: outputs and a checkpoint are written and
     Interrupted is raised. A process other than the main one (`processes`, default: started
     from cfg.device) only keeps its replica in step: it writes nothing and returns {}. `job`
     (a sweep's job) starts its console lines, which parallel jobs print to one console."""
     import torch
 
+    from hiso.algorithms import algorithm_class
     from hiso.federation.processes import start_processes
     from hiso.federation.simulator import Simulation
     from hiso.models import build_model
     from hiso.preflight import read_checked_data
-    from hiso.resume import RunCheckpoints
+    from hiso.resume import RunCheckpoints, keeps_best_model
     from hiso.tasks import build_task
     from hiso.tracking.patience import Patience
     from hiso.tracking.tracker import Tracker
@@ -83,10 +85,15 @@ def run(
         data = read_checked_data(cfg)
         model, tokenizer = build_model(cfg.model, device, cfg.seed)
         task = build_task(cfg, tokenizer, data)
-        best = run_dir / "best-model.pt"
-        simulation = Simulation(cfg, model, task, device, best, processes)
+        kept = keeps_best_model(cfg)
+        best = run_dir / "best-model.pt" if kept else None
+        # a snapshot leaves the best round's model to a replay (from the trajectory, which a
+        # resume reads with metrics.jsonl) unless best-model.pt is kept
+        replayable = algorithm_class(cfg.algo.name).replayable and cfg.logger.jsonl
+        simulation = Simulation(cfg, model, task, device, best, processes, replayable and not kept)
         if state is not None:
-            simulation.load_state_dict(state["simulation"])
+            history = state["tracker"]["history"]
+            simulation.resume(state["simulation"], state.get("trajectory", ()), history)
         rounds = cfg.federation.rounds
         if not processes.is_main:
             simulation.run(lambda record: None, stop.requested)
@@ -130,6 +137,8 @@ def run(
             tracker.finish(extras, cfg.federation.target_accuracy, "interrupted", now.exit_code)
             saved = checkpoints.saved
             kept = "no checkpoint" if saved is None else f"the newest checkpoint is round {saved}"
+            if checkpoints.trajectory is not None:
+                kept += "; the trajectory holds the rounds completed (resume= replays it)"
             raise Interrupted(
                 now.signum,
                 f"at once (a second signal) in round {(simulation.round or 0) + 1} of {rounds}; "
@@ -293,24 +302,36 @@ def _newest_checkpoint(run_dir: Path) -> int | None:
     return files[0][0] if files else None
 
 
+def _has_trajectory(run_dir: Path) -> bool:
+    """Whether a replayable run's trajectory, which resume= replays, is on disk."""
+    from hiso.tracking.trajectory import TRAJECTORY
+
+    return (run_dir / TRAJECTORY).is_file()
+
+
 def _print_unwritten(error: OutputError, run_dir: Path) -> None:
     """The run's one line after an output it could not write: the file, what and why, the files
     left incomplete or missing, and whether (and how) it can continue."""
     unwritten = f"; not written: {', '.join(error.unwritten)}" if error.unwritten else ""
     newest = _newest_checkpoint(run_dir)
+    kept = (
+        "its trajectory holds the rounds completed"
+        if newest is None
+        else (f"the newest checkpoint is round {newest}")
+    )
     after = (
         "no checkpoint is left to resume from: run the command again to start over"
-        if newest is None
-        else f"the newest checkpoint is round {newest}: once the cause is fixed (space freed, "
-        f"the directory writable), continue with: hiso-run resume={run_dir}"
+        if newest is None and not _has_trajectory(run_dir)
+        else f"{kept}: once the cause is fixed (space freed, the directory writable), continue "
+        f"with: hiso-run resume={run_dir}"
     )
     print(f"hiso-run: stopped: {error}{unwritten}; {after}", file=sys.stderr)
 
 
 def _print_interrupted(stopped: Interrupted, run_dir: Path) -> None:
     """The run's last line: where it stopped, and how to continue only when a checkpoint to
-    continue from is on disk."""
-    if _newest_checkpoint(run_dir) is None:
+    continue from is on disk (a checkpoint, or a replayable run's trajectory)."""
+    if _newest_checkpoint(run_dir) is None and not _has_trajectory(run_dir):
         print(
             f"hiso-run: {stopped}; no checkpoint was written, so there is nothing to resume: "
             "run the command again to start over",

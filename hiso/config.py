@@ -151,6 +151,32 @@ def _check_own_task(d: Any) -> None:
             raise ConfigError(f"dataset.{key}", values, "distinct values, one per class")
 
 
+def _check_snapshots(cfg: Any, replayable: bool) -> None:
+    """checkpoint.keep=0 (no full snapshot) needs another way to resume a run that has rounds:
+    its trajectory, and metrics.jsonl for the rest of its state."""
+    if cfg.checkpoint.keep != 0 or cfg.federation.rounds == 0:
+        return
+    if not replayable:
+        from hiso.algorithms import REGISTRY
+
+        raise ConfigError(
+            "checkpoint.keep",
+            0,
+            f"an integer >= 1 with algo={cfg.algo.name}: its rounds move the whole model, so "
+            "only a full snapshot resumes it or rebuilds its model (0 is for the algorithms "
+            "whose rounds are seeds and scalars, rebuilt from their trajectory: "
+            + ", ".join(sorted(n for n, c in REGISTRY.items() if c.replayable))
+            + ")",
+        )
+    if not cfg.logger.jsonl:
+        raise ConfigError(
+            "checkpoint.keep",
+            0,
+            "an integer >= 1 with logger.jsonl=false: without a snapshot a run resumes from its "
+            "trajectory and the rows of metrics.jsonl",
+        )
+
+
 def validate(cfg: Any) -> None:
     """Check the keys, values and cross-field constraints of a composed RunConfig; raise
     ConfigError."""
@@ -263,6 +289,7 @@ def validate(cfg: Any) -> None:
         )
     if cfg.checkpoint.keep < 0:
         raise ConfigError("checkpoint.keep", cfg.checkpoint.keep, "an integer >= 0 (0: none)")
+    _check_snapshots(cfg, algorithm.replayable)
     if cfg.threads is not None and cfg.threads < 1:
         raise ConfigError("threads", cfg.threads, "null (torch's default) or an integer >= 1")
     if cfg.device not in ("auto", "cpu") and not str(cfg.device).startswith("cuda"):

@@ -10,6 +10,7 @@ speed settings whose results are bit-identical) and refused, by name, otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from dataclasses import dataclass, field
@@ -23,7 +24,14 @@ from hiso.config import compose_config, validate
 from hiso.run_lock import run_directory
 from hiso.schema import RunConfig, SetupError
 from hiso.tracking.checkpoint import Checkpoints
+from hiso.tracking.records import read_jsonl
 from hiso.tracking.tracker import SUMMARY
+from hiso.tracking.trajectory import (
+    TRAJECTORY,
+    CorruptTrajectory,
+    TrajectoryWriter,
+    read_trajectory,
+)
 from hiso.tracking.unwritten import writing
 
 # Fields (and groups of fields) a resumed run may change: none of them alters the trajectory.
@@ -40,6 +48,7 @@ FREE_FIELDS = (
     "algo.direction_threads",
 )
 CHECKPOINTS = "checkpoints"
+METRICS = "metrics.jsonl"
 
 
 @dataclass
@@ -173,11 +182,39 @@ def finished_rounds(summary: dict[str, Any] | None) -> int | None:
     return summary.get("round_reached") if summary["status"] == "finished" else None
 
 
+def _from_trajectory(run_dir: Path, snapshot: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A resume state from `snapshot` (None: the starting model) and the run's trajectory, to the
+    newest round that both the trajectory and metrics.jsonl hold (the snapshot's, or one after it
+    reached by replay). None when the run has no trajectory (not replayable, or written before
+    trajectories) or it falls short of the snapshot."""
+    try:
+        trajectory = read_trajectory(run_dir / TRAJECTORY)
+        rows = read_jsonl(run_dir / METRICS)
+    except (OSError, ValueError, CorruptTrajectory):
+        return None
+    reached = -1
+    while reached + 1 < len(rows) and rows[reached + 1].get("round") == reached + 1:
+        reached += 1
+    reached = min(reached, len(trajectory.entries))
+    at = None if snapshot is None else snapshot["simulation"]["round"]
+    if reached < 0 or (at is not None and reached < at):
+        return None
+    header = trajectory.header
+    return {
+        "config": header["config"],
+        "overrides": header["overrides"],
+        "simulation": None if snapshot is None else snapshot["simulation"],
+        "tracker": {"history": rows[: reached + 1]},
+        "trajectory": trajectory.entries[:reached],
+    }
+
+
 def prepare(cfg: Any, output_dir: Path, overrides: list[str]) -> Start:
     """What this job runs. `resume=null`: a fresh run in `output_dir`. `resume=DIR`: continue
-    DIR from its newest good checkpoint (an error when it has none). `resume=auto`: the same in
-    `output_dir` when it has a checkpoint, else a fresh run. A run that already finished at
-    least the rounds asked for is not run again (Start.finished)."""
+    DIR from its newest good snapshot, or further by replaying its trajectory (an error when it
+    has neither). `resume=auto`: the same in `output_dir` when it has either, else a fresh run.
+    A run that already finished at least the rounds asked for is not run again
+    (Start.finished)."""
     overrides = _without_resume(overrides)
     if cfg.resume is None:
         return Start(cfg, output_dir, overrides)
@@ -186,34 +223,54 @@ def prepare(cfg: Any, output_dir: Path, overrides: list[str]) -> Start:
     if explicit and not run_dir.is_dir():
         raise SetupError(f"resume={cfg.resume}: no such run directory")
     loaded = Checkpoints(run_dir / CHECKPOINTS, cfg.checkpoint.keep).load_newest()
+    replayed = _from_trajectory(run_dir, loaded.state)
     fallback = f"resuming from {loaded.path}" if loaded.path else "none is left"
+    at = None if loaded.state is None else loaded.state["simulation"]["round"]
+    if replayed is not None and len(replayed["trajectory"]) != at:
+        reached = len(replayed["trajectory"])
+        fallback = (
+            f"resuming from {loaded.path if loaded.path else 'the starting model'}, then "
+            f"replaying rounds up to {reached} from {run_dir / TRAJECTORY}"
+        )
     for rejected in loaded.rejected:
         print(f"hiso-run: checkpoint {rejected}; {fallback}", file=sys.stderr)
     summary = read_summary(run_dir)
     done = finished_rounds(summary)
-    if loaded.state is None:
+    state = replayed or loaded.state
+    if state is None:
         if explicit:
             raise SetupError(
-                f"resume={cfg.resume}: no usable checkpoint in {run_dir / CHECKPOINTS} "
-                "(a run writes one every checkpoint.every rounds, at its end and when stopped)"
+                f"resume={cfg.resume}: no usable checkpoint in {run_dir / CHECKPOINTS} and no "
+                f"{TRAJECTORY} with {METRICS} to replay (a run writes a checkpoint every "
+                "checkpoint.every rounds, at its end and when stopped; a scalar-only run also "
+                "its trajectory, round by round)"
             )
         if done is not None and done >= cfg.federation.rounds:
             return Start(cfg, run_dir, overrides, finished=summary)
         return Start(cfg, run_dir, overrides)
-    state = loaded.state
+    at = state["tracker"]["history"][-1]["round"]
     saved_config, saved_overrides = upgraded(state["config"], state["overrides"])
-    run_cfg, merged = reconcile(
-        saved_config, saved_overrides, overrides, state["simulation"]["round"]
-    )
+    run_cfg, merged = reconcile(saved_config, saved_overrides, overrides, at)
     validate(run_cfg)
     if done is not None and done >= run_cfg.federation.rounds:
         return Start(run_cfg, run_dir, merged, finished=summary)
     return Start(run_cfg, run_dir, merged, state=state)
 
 
+def keeps_best_model(cfg: Any) -> bool:
+    """Whether the run keeps best-model.pt in its directory (checkpoint.best_model; by default
+    only a run that cannot rebuild the best round's model by replaying its trajectory)."""
+    if cfg.checkpoint.best_model is not None:
+        return bool(cfg.checkpoint.best_model)
+    from hiso.algorithms import algorithm_class
+
+    return not algorithm_class(cfg.algo.name).replayable
+
+
 class RunCheckpoints:
-    """Writes a running simulation's checkpoints: every `checkpoint.every` rounds (after the
-    round is logged) and once at the end, whether the run finished or was stopped."""
+    """Writes a running simulation's snapshots, every `checkpoint.every` rounds (after the
+    round is logged) and once at the end, whether the run finished or was stopped; and, for a
+    replayable algorithm, its trajectory, one frame per round."""
 
     def __init__(
         self,
@@ -232,9 +289,28 @@ class RunCheckpoints:
         self.tracker = tracker
         # a resumed simulation starts at the round of the checkpoint it came from
         self.saved: int | None = simulation.round
+        self.trajectory = self._trajectory(run_dir / TRAJECTORY)
+
+    def _trajectory(self, path: Path) -> TrajectoryWriter | None:
+        """The trajectory file, rewritten with this start's config and the rounds run so far
+        (those of the file it continues); None for a run whose rounds are not replayable, one
+        without rounds (`hiso-run eval`), or one resumed without the trajectory of its earlier
+        rounds."""
+        if not self.simulation.algorithm.replayable or self.simulation.cfg.federation.rounds == 0:
+            return None
+        done = self.simulation.round or 0
+        entries: list[bytes] = []
+        if done:
+            with contextlib.suppress(OSError, CorruptTrajectory):
+                entries = read_trajectory(path).entries[:done]
+            if len(entries) < done:
+                path.unlink(missing_ok=True)  # a stale file: it would not rebuild this run
+                return None
+        header = {"config": self.config, "overrides": self.overrides}
+        return TrajectoryWriter(path, header, entries)
 
     def save(self) -> None:
-        if self.store.keep == 0:  # checkpoint.keep=0: no checkpoint at all
+        if self.store.keep == 0:  # checkpoint.keep=0: no snapshot at all
             return
         state = {
             "config": self.config,
@@ -248,6 +324,8 @@ class RunCheckpoints:
         self.saved = rnd
 
     def on_round(self) -> None:
+        if self.trajectory is not None:
+            self.trajectory.append(self.simulation.algorithm.trajectory_entry())
         if self.every and self.simulation.round % self.every == 0:
             self.save()
 

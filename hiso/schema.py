@@ -286,12 +286,17 @@ class HubConfig:
 
 @dataclass
 class CheckpointConfig:
-    """Checkpoints for stopping and resuming."""
+    """Full snapshots of a run's state for stopping and resuming. A replayable run (its rounds
+    are seeds and scalars: hiso, decomfl, mezo, fedkseed...) also writes its trajectory, from
+    which any round is rebuilt, so for it snapshots only shorten a resume's replay."""
 
-    # a checkpoint every N rounds (0: only at the end of the run and when stopped by a signal)
+    # a snapshot every N rounds (0: only at the end of the run and when stopped by a signal)
     every: int = 50
-    # how many of the newest checkpoints to keep (0: none is written; the run cannot be resumed)
-    keep: int = 2
+    # how many of the newest snapshots to keep (0: none, allowed for a replayable run only)
+    keep: int = 1
+    # best-model.pt, the best validation round's parameters, in the run directory: null saves it
+    # for a run that cannot rebuild it by replay (dense rounds) only; true always; false never
+    best_model: bool | None = None
 
 
 @dataclass

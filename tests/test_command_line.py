@@ -65,6 +65,7 @@ def test_eval_scores_the_starting_model_and_trains_nothing(tmp_path: Path) -> No
     assert summary["rounds"] == 0 and summary["final_test_accuracy"] is not None
     assert summary["final_val_accuracy"] is not None and summary["total_bytes"] == 0
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "curves.png").exists()
+    assert not (run_dir / "trajectory.bin").exists()  # no round to record
 
 
 def test_debug_runs_three_rounds_on_a_few_dozen_examples_without_checkpoints(

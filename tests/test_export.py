@@ -4,17 +4,21 @@ back with transformers (and peft) scores what the run reported; the CNN's state 
 from __future__ import annotations
 
 import json
+import shutil
 import tomllib
 from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from transformers import AutoModelForCausalLM
 
 from hiso import cli
 from hiso.config import compose_config
 from hiso.export import export, main
+from hiso.models import build_model
 from hiso.models.cnn import SmallCNN
+from hiso.tracking.checkpoint import Checkpoints
 
 import lm_fixtures
 
@@ -113,9 +117,53 @@ def test_cnn_exports_a_named_state_dict(tmp_path: Path) -> None:
     assert all(torch.equal(p, s) for p, s in zip(model.parameters(), saved, strict=True))
 
 
-def test_a_run_without_its_last_model_is_refused_by_name(tmp_path: Path, capsys) -> None:
+def test_any_round_is_rebuilt_by_replay_bit_for_bit(tmp_path: Path) -> None:
+    """A scalar-only run with a checkpoint of every round: --round N exported from a copy with
+    no checkpoint (a replay from the starting model) and from one with round 2's only (a replay
+    from it) holds that checkpoint's parameters; best and last too, with best-model.pt gone."""
     run = tmp_path / "run"
-    overrides = ["+experiment=digits", "logger=none", "federation.rounds=2", "checkpoint.keep=0"]
-    cli.run(compose_config(overrides), run)
+    overrides = [
+        "+experiment=digits",
+        "logger=none",
+        "federation.rounds=6",
+        "federation.eval_every=2",
+        "optim.momentum=0.9",
+        "checkpoint.every=1",
+        "checkpoint.keep=10",
+    ]
+    cfg = compose_config(overrides)
+    summary = cli.run(cfg, run)
+    assert not (run / "best-model.pt").exists()  # rebuilt by replay, not kept
+    saved = {
+        rnd: torch.load(path, weights_only=False)["simulation"]["parameters"]
+        for rnd, path in Checkpoints(run / "checkpoints", 1).files()
+    }
+    start = build_model(cfg.model, torch.device("cpu"), cfg.seed)[0]
+    saved[0] = [p.detach() for p in start.parameters()]  # the starting model: round 0
+    bare, from_two = tmp_path / "bare", tmp_path / "from-two"
+    for copy, kept in ((bare, ()), (from_two, (2,))):
+        shutil.copytree(run, copy, ignore=shutil.ignore_patterns("checkpoints"))
+        for rnd in kept:
+            (copy / "checkpoints").mkdir()
+            shutil.copy(Checkpoints(run / "checkpoints", 1).path(rnd), copy / "checkpoints")
+        cases = [("4", 4), ("5", 5), ("last", 6), ("best", summary["best_round"])]
+        for which, rnd in cases:
+            out = export(copy, tmp_path / f"{copy.name}-{which}", which)
+            model = SmallCNN(**json.loads((out / "cnn.json").read_text()))
+            model.load_state_dict(torch.load(out / "model.pt", weights_only=True))
+            parameters = list(model.parameters())
+            assert all(torch.equal(p, s) for p, s in zip(parameters, saved[rnd], strict=True))
+    assert main([str(bare), "--round", "7", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_a_dense_run_without_its_last_snapshot_is_refused_by_name(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    overrides = ["+experiment=digits", "logger=none", "federation.rounds=2", "algo=fedavg"]
+    cfg = compose_config(overrides)
+    cli.run(cfg, run)
+    assert (run / "best-model.pt").is_file()  # a dense run cannot rebuild it
+    shutil.rmtree(run / "checkpoints")
+    (run / ".hydra").mkdir()
+    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")  # what hiso-run's Hydra writes
     assert main([str(run), "--round", "last", "--out", str(tmp_path / "x")]) == 2
-    assert "checkpoint.keep=0" in capsys.readouterr().err
+    assert "algo=fedavg has none: its rounds are dense" in capsys.readouterr().err

@@ -23,6 +23,7 @@ def test_a_checkpoint_from_before_the_wandb_group_resumes_exactly(tmp_path: Path
     (newest, _), (_, path), _ = Checkpoints(run_dir / "checkpoints", 3).files()
     assert newest == 60
     (run_dir / "checkpoints" / "round-000060.ckpt").unlink()
+    (run_dir / "trajectory.bin").unlink()  # such runs were saved before trajectories
     state = read_checkpoint(path)
     logger = {k: v for k, v in state["config"]["logger"].items() if k != "wandb"}
     state["config"]["logger"] = logger | {"wandb": "disabled", "project": "old-project"}

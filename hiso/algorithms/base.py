@@ -71,6 +71,10 @@ class Algorithm(ABC):
     # whether those directions are scaled by a curvature, H^-1/2 u (HiSo): a step can be up to
     # 1 / sqrt(algo.curvature_floor) times as long (hiso/optim/resolution.py)
     curvature_scaled: ClassVar[bool] = False
+    # whether a round's outcome is a few bytes every party applies (seeds and scalars): the run
+    # records them (`trajectory_entry`) and any round's model is rebuilt from the starting model
+    # by applying them again (`replay_round`), so full checkpoints are optional
+    replayable: ClassVar[bool] = False
 
     def __init__(self, space: Workspace, cache_directions: bool) -> None:
         self.space = space
@@ -96,6 +100,17 @@ class Algorithm(ABC):
 
     @abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def trajectory_entry(self) -> bytes:
+        """What the last round applied, as `replay_round` takes it (empty: the round was skipped);
+        only for a replayable component."""
+        raise TypeError(f"algo={self.name}: its rounds are not replayable")
+
+    def replay_round(self, rnd: int, clients: Sequence[int], entry: bytes) -> None:
+        """Round `rnd` again from its `trajectory_entry`, without any forward: the same messages
+        over the wire (the same bytes counted), the same update of the model and of the
+        optimizer state; only for a replayable component."""
+        raise TypeError(f"algo={self.name}: its rounds are not replayable")
 
     def replica_tensors(self, names: Sequence[str]) -> dict[str, torch.Tensor]:
         """Optimizer state every process's replica must hold bit for bit, by name."""

@@ -32,7 +32,10 @@ from hiso.seeding import numpy_generator
 
 @register
 class FedKSeed(Algorithm):
+    """Replayable: a round's entry is its clients' (seed index, scalar) pairs, in client order."""
+
     name = "fedkseed"
+    replayable = True
 
     def __init__(self, space: Workspace, cache_directions: bool) -> None:
         super().__init__(space, cache_directions)
@@ -45,6 +48,7 @@ class FedKSeed(Algorithm):
         # A_j, summed in float64 by the server; every party uses its float32 value (the wire's)
         self.accumulated = np.zeros(len(self.seeds), dtype=np.float64)
         self._local: list[torch.Tensor] | None = None
+        self._entry = b""
 
     @classmethod
     def check(cls, cfg: Any) -> None:
@@ -140,16 +144,52 @@ class FedKSeed(Algorithm):
             np.add.at(delta, report.indices, report.scalars.astype(np.float64))
         self.accumulated += delta / len(reports)
         self.rebuild(self.space.master, self.accumulated.astype(np.float32))
+        self._entry = b"".join(
+            np.ascontiguousarray(r.indices, dtype="<u4").tobytes()
+            + np.ascontiguousarray(r.scalars, dtype="<f4").tobytes()
+            for r in reports
+        )
+
+    def trajectory_entry(self) -> bytes:
+        return self._entry
+
+    def _send_pool(self, rnd: int, clients: Sequence[int]) -> np.ndarray | None:
+        """The round's SeedPool to each sampled client; the probabilities they received."""
+        pool = SeedPool(rnd, self.accumulated.astype(np.float32), self.sampling_probabilities())
+        # each sampled client rebuilds x_r from these bytes (one pass, whatever it missed); the
+        # server's model is the same pass over the same values, so the clients start from it
+        received = [SeedPool.decode(self.space.wire.downlink(c, pool)) for c in clients]
+        return received[0].probabilities
+
+    def replay_round(self, rnd: int, clients: Sequence[int], entry: bytes) -> None:
+        self._send_pool(rnd, clients)
+        steps = self.space.cfg.federation.local_steps
+        self._entry = b""
+        size = 8 * steps * len(clients)
+        if entry and len(entry) != size:
+            raise ValueError(
+                f"round {rnd + 1}'s trajectory entry holds {len(entry)} bytes, not the {size} of "
+                f"{len(clients)} clients x {steps} (seed index, scalar) pairs"
+            )
+        reports = []
+        for m, c in enumerate(clients):
+            if entry:
+                pairs = entry[8 * steps * m : 8 * steps * (m + 1)]
+                indices = np.frombuffer(pairs, dtype="<u4", count=steps).astype(np.int64)
+                scalars = np.frombuffer(pairs, dtype="<f4", offset=4 * steps).copy()
+            else:  # a skipped round: the reports' sizes, not their values
+                indices, scalars = np.zeros(steps, np.int64), np.zeros(steps, np.float32)
+            self.space.wire.uplink(c, SeedReport(rnd, indices, scalars))
+            reports.append(SeedReport(rnd, indices, scalars))
+        if entry:
+            self.commit(reports)
 
     # the round -----------------------------------------------------------------------------
     def run_round(self, rnd: int, clients: Sequence[int], batches: Batches) -> float:
         s = self.space
         wire, processes = s.wire, s.processes
-        pool = SeedPool(rnd, self.accumulated.astype(np.float32), self.sampling_probabilities())
-        # each sampled client rebuilds x_r from these bytes (one pass, whatever it missed); the
-        # server's model is the same pass over the same values, so the clients start from it
-        received = [SeedPool.decode(wire.downlink(c, pool)) for c in clients]
-        probabilities = received[0].probabilities
+        self._entry = b""
+        probabilities = self._send_pool(rnd, clients)
         mine = processes.share(len(clients))
         steps = len(batches[0])
         rows = np.array(

@@ -48,7 +48,9 @@ def zo_settings(
 
 class ScalarOnly(Algorithm):
     """The family's round over a ZeroOrderOptimizer; a member says only how its settings differ
-    (`settings`)."""
+    (`settings`). Replayable: a round's entry is its record's K x P float32 scalars."""
+
+    replayable = True
 
     def __init__(self, space: Workspace, cache_directions: bool) -> None:
         super().__init__(space, cache_directions)
@@ -59,6 +61,7 @@ class ScalarOnly(Algorithm):
         self.server = Server(cfg.seed, f.num_clients, f.local_steps)
         self.state = self.init_state()
         self._local: list[torch.Tensor] | None = None
+        self._entry = b""
 
     @classmethod
     def check(cls, cfg: Any) -> None:
@@ -156,14 +159,46 @@ class ScalarOnly(Algorithm):
         self.zo.apply_record(params, state, record)
 
     # the round -----------------------------------------------------------------------------
-    def run_round(self, rnd: int, clients: Sequence[int], batches: Batches) -> float:
-        s = self.space
-        wire, processes = s.wire, s.processes
+    def _send_plan(self, rnd: int, clients: Sequence[int]) -> RoundPlan:
+        """Each sampled client's catch-up (the records it missed) and the round's plan."""
         plan = self.server.plan(rnd)
         for c in clients:
             for record in self.server.catch_up(c, rnd):
-                wire.downlink(c, record)
-            wire.downlink(c, plan)
+                self.space.wire.downlink(c, record)
+            self.space.wire.downlink(c, plan)
+        return plan
+
+    def _commit(self, record: RoundRecord) -> None:
+        """The server applies exactly what the clients will receive, and keeps it."""
+        record = RoundRecord.decode(record.encode())
+        self.apply(self.space.master, self.state, record)
+        self.server.commit(record)
+        self._entry = np.ascontiguousarray(record.scalars, dtype="<f4").tobytes()
+
+    def trajectory_entry(self) -> bytes:
+        return self._entry
+
+    def replay_round(self, rnd: int, clients: Sequence[int], entry: bytes) -> None:
+        plan = self._send_plan(rnd, clients)
+        shape = (len(plan.seeds), self.zo.settings.num_perturbations)
+        for c in clients:  # the reports' values are not kept; their sizes are these
+            self.space.wire.uplink(c, ClientReport(rnd, np.zeros(shape, dtype=np.float32)))
+        self._entry = b""
+        if not entry:  # a skipped round
+            return
+        if len(entry) != 4 * shape[0] * shape[1]:
+            raise ValueError(
+                f"round {rnd + 1}'s trajectory entry holds {len(entry)} bytes, not the "
+                f"{4 * shape[0] * shape[1]} of K x P = {shape[0]} x {shape[1]} float32 scalars"
+            )
+        scalars = np.frombuffer(entry, dtype="<f4").reshape(shape)
+        self._commit(RoundRecord(rnd, plan.seeds, scalars))
+
+    def run_round(self, rnd: int, clients: Sequence[int], batches: Batches) -> float:
+        s = self.space
+        wire, processes = s.wire, s.processes
+        self._entry = b""
+        plan = self._send_plan(rnd, clients)
         mine = processes.share(len(clients))
         f0, scalars = self.client_update(plan, [batches[j] for j in mine])
         # per client: its loss at x_r, then its K x P scalars (float32, exact in float64)
@@ -181,8 +216,5 @@ class ScalarOnly(Algorithm):
         if not (np.isfinite(record.scalars).all() and np.isfinite(table[:, 0]).all()):
             return float("nan")
         self.zero_scalars = not record.scalars.any()
-        # the server applies exactly what the clients will receive
-        record = RoundRecord.decode(record.encode())
-        self.apply(s.master, self.state, record)
-        self.server.commit(record)
+        self._commit(record)
         return float(np.mean(table[:, 0]))

@@ -107,6 +107,22 @@ class Evaluation:
                 self.keep_best()
         return out
 
+    def restore_best(self, history: Sequence[dict[str, Any]], start: int | None) -> int | None:
+        """The best validation round of a run's metrics `history`, as `evaluate_round` chose it,
+        set here; returns the round whose model a replay from round `start` (None: the starting
+        model) must keep, None when the best round's model is already kept (a checkpoint's)."""
+        for row in history:
+            accuracy = row.get("val_accuracy")
+            if accuracy is not None and (
+                self.best_accuracy is None or accuracy > self.best_accuracy
+            ):
+                self.best_accuracy, self.best_round = accuracy, row["round"]
+        if self.best_round is None or (start is not None and self.best_round <= start):
+            return None
+        if self.best_round == 0:
+            self.keep_best()  # the starting model, before any round is replayed
+        return self.best_round
+
     def keep_best(self, parameters: Sequence[torch.Tensor] | None = None) -> None:
         """Save the best round's parameters (default: the current model's); on the main process
         only, which alone evaluates."""
@@ -129,18 +145,29 @@ class Evaluation:
         assert self._best_path is not None
         return torch.load(self._best_path, map_location="cpu", weights_only=True)
 
-    def state_dict(self, current_round: int | None) -> dict[str, Any]:
+    def state_dict(self, current_round: int | None, parameters: bool = True) -> dict[str, Any]:
         """The best round: its accuracy, number and parameters (None when they are the current
-        model's)."""
+        model's, or when `parameters` is False: `replay` then says that whoever loads the state
+        rebuilds them by replaying the run's trajectory)."""
         best = None
-        if self.best_round is not None and self.best_round != current_round:
+        earlier = self.best_round is not None and self.best_round != current_round
+        if earlier and parameters:
             best = self.best_parameters()
-        return {"accuracy": self.best_accuracy, "round": self.best_round, "parameters": best}
+        return {
+            "accuracy": self.best_accuracy,
+            "round": self.best_round,
+            "parameters": best,
+            "replay": earlier and not parameters,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """The best round of a state; its model kept unless the state says it is rebuilt by
+        replay (then its loader keeps it: Simulation.resume)."""
         self.best_accuracy, self.best_round = state["accuracy"], state["round"]
         if state["parameters"] is not None:
             self.keep_best(state["parameters"])
+        elif state.get("replay"):
+            return
         elif self.best_round is not None:  # the best round is the checkpoint's own
             self.keep_best()
 

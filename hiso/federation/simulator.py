@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from hiso.algorithms import Workspace, algorithm_class
+from hiso.algorithms.base import Batches
 from hiso.data.partition import dirichlet_partition, iid_partition
 from hiso.federation.clients import SimulatedClient
 from hiso.federation.device import direction_cache_decision, peak_memory_bytes
@@ -44,7 +45,8 @@ class Simulation:
     """The federation over one model. `best_model_path` is where the model of the best
     validation round is kept until the end, when the test split scores it (default: a temporary
     file, removed after the run). `processes`: this process's place among those that run the
-    rounds together (default: alone)."""
+    rounds together (default: alone). `best_by_replay`: the state (a snapshot) leaves out the
+    best round's parameters, which `resume` rebuilds from the trajectory (a replayable run)."""
 
     def __init__(
         self,
@@ -54,6 +56,7 @@ class Simulation:
         device: torch.device,
         best_model_path: Path | None = None,
         processes: Processes | None = None,
+        best_by_replay: bool = False,
     ) -> None:
         self.cfg = cfg
         self.model = model.to(device).eval()
@@ -108,6 +111,7 @@ class Simulation:
         self.zero_in_a_row = 0
         self.warnings: list[str] = []
         self.note: Callable[[str], None] = lambda message: None
+        self.best_by_replay = best_by_replay
 
     # state --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -120,7 +124,7 @@ class Simulation:
             "skipped": [self.skipped_rounds, self.skipped_in_a_row],
             "parameters": list(self.master),
             "clients": [c.state_dict() for c in self.clients],
-            "best": self.evaluation.state_dict(self.round),
+            "best": self.evaluation.state_dict(self.round, not self.best_by_replay),
             "wire": self.wire.state_dict(),
             "algorithm": self.algorithm.state_dict(),
         }
@@ -146,14 +150,73 @@ class Simulation:
         named = dict(zip(self.names, self.master, strict=True))
         return named | self.algorithm.replica_tensors(self.names)
 
+    def resume(
+        self,
+        snapshot: dict[str, Any] | None,
+        entries: Sequence[bytes] = (),
+        history: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """Continue from a snapshot's state (None: the starting model), then replay the
+        trajectory's `entries` after it (`history`: the run's metrics of rounds 0..len(entries)).
+        A snapshot without its best round's parameters gets them by a replay from the start."""
+        if snapshot is not None:
+            best = snapshot["best"]
+            if best.get("replay"):
+                if len(entries) < best["round"]:
+                    raise ValueError(
+                        f"the snapshot of round {snapshot['round']} leaves round "
+                        f"{best['round']}'s model (the best) to the trajectory, which holds "
+                        f"rounds 0-{len(entries)} only"
+                    )
+                self.replay(entries[: best["round"]])
+                self.evaluation.keep_best()
+            self.load_state_dict(snapshot)
+        if entries:
+            self.replay(entries, history)
+
+    def replay(self, entries: Sequence[bytes], history: Sequence[dict[str, Any]] = ()) -> None:
+        """Bring the simulation from its round (None: the starting model) to round len(entries)
+        by applying the trajectory's entries again, without a forward: the model, the optimizer
+        state, the clients' data positions, the server's history and the wire's counters end as
+        the run's did. `history`, the run's metrics of rounds 0..len(entries), gives the rest of
+        the state: the best validation round (its model kept as the replay passes it), the wall
+        time and the skipped rounds."""
+        if not self.algorithm.replayable:
+            raise TypeError(f"algo={self.cfg.algo.name}: its rounds are not replayable")
+        start = self.round
+        rows = list(history)
+        if rows and [r["round"] for r in rows] != list(range(len(entries) + 1)):
+            raise ValueError(f"the metrics do not hold rounds 0-{len(entries)} in order")
+        best = self.evaluation.restore_best(rows, start)
+        if self.round is None:
+            self.wire.close_round()  # round 0: nothing crossed
+            self.round = 0
+        for rnd in range(self.round, len(entries)):
+            self.algorithm.replay_round(rnd, self.sample(rnd)[0], entries[rnd])
+            self.wire.close_round()
+            self.round = rnd + 1
+            if self.round == best:
+                self.evaluation.keep_best()
+        if rows:
+            self.elapsed = rows[-1]["wall_time"]
+            skipped = [bool(r.get("skipped")) for r in rows]
+            self.skipped_rounds = sum(skipped)
+            self.skipped_in_a_row = ([*skipped[::-1], False]).index(False)
+
     # rounds -------------------------------------------------------------------------------
-    def run_round(self, rnd: int) -> float:
+    def sample(self, rnd: int) -> tuple[list[int], Batches]:
+        """The clients of round `rnd` and their batches (each drawn moves its client's data
+        position)."""
         f = self.cfg.federation
         ids = sample_clients(self.cfg.seed, rnd, f.num_clients, f.clients_per_round)
         batches = [
             [self.clients[i].next_batch(self.cfg.optim.batch_size) for _ in range(f.local_steps)]
             for i in ids
         ]
+        return ids, batches
+
+    def run_round(self, rnd: int) -> float:
+        ids, batches = self.sample(rnd)
         loss = self.algorithm.run_round(rnd, ids, batches)
         if not np.isfinite(loss) and self.cfg.nan_policy == "stop":
             raise NonFiniteLossError(
