@@ -30,6 +30,7 @@ from hiso.config import conf_dir, register_configs, validate
 from hiso.help import asks_for_help, help_text
 from hiso.preflight import check_command, check_logger, exit_input_error
 from hiso.run_lock import RunBusy, RunLock, run_directory
+from hiso.run_messages import print_interrupted, print_skipped, print_summary, print_unwritten
 from hiso.schema import SetupError
 from hiso.stop import Interrupted, StopSignals, exit_on_signals_while_starting
 
@@ -37,7 +38,6 @@ if TYPE_CHECKING:  # torch loads only when a job runs: --help, --version and com
     import torch
 
     from hiso.federation.processes import Processes
-    from hiso.tracking.unwritten import OutputError
 
 register_configs()
 
@@ -155,42 +155,6 @@ def run(
         raise Interrupted(stop.signum, where, between_rounds=True)
 
 
-def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
-    print(f"[hiso-run] {summary_line(summary)}; outputs in {run_dir}")
-
-
-def summary_line(summary: dict[str, Any]) -> str:
-    """The figures of a finished run, rounded: accuracies in percent, seconds to 3 significant
-    digits, bytes in binary units."""
-    from hiso.tracking.records import human_bytes
-
-    def shown(key: str) -> str:
-        value = summary.get(key)
-        if value is None:
-            return "n/a"
-        if key.endswith("accuracy") or key.endswith("accuracy_at_best"):
-            return f"{value:.2%}"
-        if key == "seconds_per_round":
-            return f"{value:.3g}"
-        if key == "total_bytes":
-            return human_bytes(value)
-        return str(value)
-
-    keys = (
-        "initial_test_accuracy",
-        "final_test_accuracy",
-        "best_val_accuracy",
-        "best_round",
-        "test_accuracy_at_best",
-        "rounds_to_target",
-        "seconds_per_round",
-        "total_bytes",
-    )
-    line = ", ".join(f"{key}={shown(key)}" for key in keys)
-    skipped = summary.get("skipped_rounds")
-    return line + (f"; {skipped} rounds skipped (NaN/inf, nan_policy=skip)" if skipped else "")
-
-
 def stopped_early(simulation: Any, patience: Any) -> dict[str, Any]:
     """The summary's figures of a run that early stopping ended: where it stopped, the test split
     scored with the final model and with the best validation round's."""
@@ -230,7 +194,7 @@ def _main(cfg: DictConfig) -> float | None:
         run_dir = start.run_dir
         if start.finished is not None:
             if main:
-                _print_skipped(start.finished, start.cfg, run_dir)
+                print_skipped(start.finished, start.cfg, run_dir)
             processes.close()
             return start.finished.get("best_val_accuracy")
         job = None
@@ -252,19 +216,19 @@ def _main(cfg: DictConfig) -> float | None:
         sys.exit(1)
     except Interrupted as stopped:
         if main:
-            _print_interrupted(stopped, run_dir)
+            print_interrupted(stopped, run_dir)
         if stopped.between_rounds and processes is not None:
             processes.close()  # the others stopped after the same round: leave together
         sys.exit(stopped.exit_code)
     except OutputError as error:
         if main:
-            _print_unwritten(error, run_dir)
+            print_unwritten(error, run_dir)
         sys.exit(UNWRITTEN_EXIT)
     finally:
         if lock is not None:
             lock.release()
     if main:
-        _print_summary(summary, run_dir)
+        print_summary(summary, run_dir)
     return summary.get("best_val_accuracy")
 
 
@@ -283,66 +247,6 @@ def _lock(run_dir: Path, processes: Processes) -> RunLock | None:
     if refused is not None:
         raise SetupError(refused)
     return lock
-
-
-def _print_skipped(summary: dict[str, Any], cfg: Any, run_dir: Path) -> None:
-    from hiso.resume import finished_rounds
-
-    print(
-        f"hiso-run: {run_dir} already finished {finished_rounds(summary)} rounds "
-        f"(federation.rounds={cfg.federation.rounds}); skipped, its outputs kept as they are"
-    )
-
-
-def _newest_checkpoint(run_dir: Path) -> int | None:
-    from hiso.resume import CHECKPOINTS
-    from hiso.tracking.checkpoint import Checkpoints
-
-    files = Checkpoints(run_dir / CHECKPOINTS, keep=1).files()
-    return files[0][0] if files else None
-
-
-def _has_trajectory(run_dir: Path) -> bool:
-    """Whether a replayable run's trajectory, which resume= replays, is on disk."""
-    from hiso.tracking.trajectory import TRAJECTORY
-
-    return (run_dir / TRAJECTORY).is_file()
-
-
-def _print_unwritten(error: OutputError, run_dir: Path) -> None:
-    """The run's one line after an output it could not write: the file, what and why, the files
-    left incomplete or missing, and whether (and how) it can continue."""
-    unwritten = f"; not written: {', '.join(error.unwritten)}" if error.unwritten else ""
-    newest = _newest_checkpoint(run_dir)
-    kept = (
-        "its trajectory holds the rounds completed"
-        if newest is None
-        else (f"the newest checkpoint is round {newest}")
-    )
-    after = (
-        "no checkpoint is left to resume from: run the command again to start over"
-        if newest is None and not _has_trajectory(run_dir)
-        else f"{kept}: once the cause is fixed (space freed, the directory writable), continue "
-        f"with: hiso-run resume={run_dir}"
-    )
-    print(f"hiso-run: stopped: {error}{unwritten}; {after}", file=sys.stderr)
-
-
-def _print_interrupted(stopped: Interrupted, run_dir: Path) -> None:
-    """The run's last line: where it stopped, and how to continue only when a checkpoint to
-    continue from is on disk (a checkpoint, or a replayable run's trajectory)."""
-    if _newest_checkpoint(run_dir) is None and not _has_trajectory(run_dir):
-        print(
-            f"hiso-run: {stopped}; no checkpoint was written, so there is nothing to resume: "
-            "run the command again to start over",
-            file=sys.stderr,
-        )
-        return
-    print(
-        f"hiso-run: {stopped}; checkpoint, summary.json (status interrupted) and curves in "
-        f"{run_dir}; continue with: hiso-run resume={run_dir}",
-        file=sys.stderr,
-    )
 
 
 def _resume_in_place(argv: list[str]) -> list[str]:
