@@ -10,8 +10,14 @@ import torch
 
 from hiso import cli
 from hiso.config import compose_config
+from hiso.federation.simulator import Simulation
+from hiso.models import build_model
 from hiso.optim.resolution import EPS, LOSS_CHANGE, WEIGHT, lr_bound, mu_bound
 from hiso.schema import ConfigError
+from hiso.tasks import build_task
+from hiso.tracking.checkpoint import read_checkpoint, write_checkpoint
+
+CPU = torch.device("cpu")
 
 DIGITS = ("+experiment=digits", "logger=none")
 
@@ -77,3 +83,25 @@ def test_a_run_whose_scalars_stay_zero_warns_once(
     assert warning.startswith("warning: every scalar of rounds 1-2 was zero") and "1e-12" in warning
     assert capsys.readouterr().err.count("every scalar of rounds") == 1
     assert "warnings" not in cli.run(compose_config(args), tmp_path / "b")
+
+
+def test_the_zero_scalar_count_survives_a_checkpoint(tmp_path: Path) -> None:
+    """Stopped after 3 of 4 zero rounds (interval 4) and resumed from a file: the warning comes
+    at round 4, as in the uninterrupted run (the count restarted at 0 would never reach 4)."""
+    args = ["algo.mu=1e-12", "federation.rounds=4", "federation.eval_every=4"]
+    args += ["dataset.max_test=40", "dataset.validation_size=40"]
+    cfg = compose_config([*DIGITS, *args], validated=False)
+    first = Simulation(cfg, *_model_and_task(cfg))
+    first.run(lambda record: None, stop=lambda: first.round == 3)
+    assert first.zero_in_a_row == 3 and not first.warnings
+    write_checkpoint(tmp_path / "c.ckpt", first.state_dict())
+    second = Simulation(cfg, *_model_and_task(cfg))
+    second.load_state_dict(read_checkpoint(tmp_path / "c.ckpt"))
+    second.run(lambda record: None)
+    (warning,) = second.warnings
+    assert warning.startswith("warning: every scalar of rounds 1-4 was zero")
+
+
+def _model_and_task(cfg):
+    model, tokenizer = build_model(cfg.model, CPU, cfg.seed)
+    return model, build_task(cfg, tokenizer), CPU

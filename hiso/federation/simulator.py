@@ -122,6 +122,7 @@ class Simulation:
             "round": self.round,
             "elapsed": self.elapsed,
             "skipped": [self.skipped_rounds, self.skipped_in_a_row],
+            "zero_scalars": {"in_a_row": self.zero_in_a_row, "warnings": list(self.warnings)},
             "parameters": list(self.master),
             "clients": [c.state_dict() for c in self.clients],
             "best": self.evaluation.state_dict(self.round, not self.best_by_replay),
@@ -142,6 +143,8 @@ class Simulation:
         self.algorithm.load_state_dict(state["algorithm"])
         self.round, self.elapsed = state["round"], state["elapsed"]
         self.skipped_rounds, self.skipped_in_a_row = state["skipped"]
+        zero = state.get("zero_scalars", {})  # absent from checkpoints written before it
+        self.zero_in_a_row, self.warnings = zero.get("in_a_row", 0), list(zero.get("warnings", []))
         self.evaluation.load_state_dict(state["best"])
 
     def replica_tensors(self) -> dict[str, torch.Tensor]:
