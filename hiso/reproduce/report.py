@@ -85,7 +85,10 @@ def _lrs(row: dict[str, Any]) -> str:
 
     tried = ", ".join(f"{lr}: {result(t)}" for lr, t in row["lrs_tried"].items())
     chosen = "-" if row["chosen_lr"] is None else f"**{row['chosen_lr']!r}**"
-    return f"{chosen} ({tried})" if len(row["lrs_tried"]) > 1 else chosen
+    # one rate tried and chosen says it all; one tried before any is chosen (a search under way)
+    # is shown
+    shown = len(row["lrs_tried"]) > 1 or (row["lrs_tried"] and row["chosen_lr"] is None)
+    return f"{chosen} ({tried})" if shown else chosen
 
 
 def _paper(value: float | int | None) -> str:
