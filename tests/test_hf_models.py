@@ -6,6 +6,8 @@ import importlib.util
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -210,6 +212,13 @@ def test_the_conversion_is_saved_whole_or_not_at_all(
     assert stop.value.code == 130
     assert "stopped by SIGINT while starting" in capfd.readouterr().err
     assert list(cache.iterdir()) == []  # neither the target nor a half-written temporary folder
+    # a folder left by a process that was SIGKILLed mid-save is removed; a live one's is not
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    abandoned = cache / f".{target.name}-{gone.pid}-x1y2"
+    (abandoned / "part").mkdir(parents=True)
+    live = cache / f".{target.name}-{os.getpid()}-x3y4"
+    live.mkdir()
     save_converted(model, tokenizer, target)
     assert {"config.json", "model.safetensors"} <= {p.name for p in target.iterdir()}
-    assert [p.name for p in cache.iterdir()] == [target.name]
+    assert sorted(p.name for p in cache.iterdir()) == sorted([target.name, live.name])

@@ -205,17 +205,38 @@ def _converted_gguf(cfg: ModelConfig) -> Path:
     return target
 
 
+def remove_abandoned(target: Path) -> None:
+    """Remove the temporary folders beside `target` (.NAME-PID-...) whose process is gone."""
+    for folder in target.parent.glob(f".{target.name}-*-*"):
+        pid = folder.name.removeprefix(f".{target.name}-").split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def save_converted(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, target: Path
 ) -> None:
     """Save `model` and `tokenizer` as the folder `target`, whole or not at all: written in a
     temporary folder beside it, then renamed. Whatever stops it (a failed write, a signal's
     exception, a crash of the save) removes the temporary folder; a failed write raises
-    OutputError naming `target`. A folder another process cached first is kept."""
+    OutputError naming `target`. A folder another process cached first is kept. The temporary
+    folder is named by the process's pid: one left by a process that died without cleaning up
+    (SIGKILL) is removed by the next conversion."""
     what = f"the float32 copy of model {target.name}"
     with writing(what, target):
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        remove_abandoned(target)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-{os.getpid()}-", dir=target.parent))
     try:
         with writing(what, target):
             model.save_pretrained(tmp)
