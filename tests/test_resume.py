@@ -337,8 +337,13 @@ def test_a_signal_stops_cleanly_and_the_run_resumes_exactly(
 # test_reconcile_...); this real-process run of both is in `make test-slow`
 @pytest.mark.slow
 def test_damaged_newest_checkpoint_falls_back_and_raised_rounds_continue(tmp_path: Path) -> None:
+    """A dense run (FedAvg): rows after the checkpoint it falls back to are recomputed. (A
+    replayable run replays its trajectory past that checkpoint instead: tests/test_trajectory.)"""
     run_dir = tmp_path / "run"
-    first = hiso_run(*DIGITS, "federation.rounds=60", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    dense = ("algo=fedavg", "optim.lr=0.05")
+    first = hiso_run(
+        *DIGITS, *dense, "federation.rounds=60", f"hydra.run.dir={run_dir}", cwd=tmp_path
+    )
     assert first.returncode == 0, first.stderr[-3000:]
     assert [r for r, _ in Checkpoints(run_dir / "checkpoints", 3).files()] == [60, 40, 20]
     newest = run_dir / "checkpoints" / "round-000060.ckpt"
@@ -349,7 +354,7 @@ def test_damaged_newest_checkpoint_falls_back_and_raised_rounds_continue(tmp_pat
     reports = [line for line in result.stderr.splitlines() if "round-000060.ckpt" in line]
     assert len(reports) == 1 and "round-000040.ckpt" in reports[0]
     # rows 41-60 of the first run are dropped and recomputed; evaluations fall on the same rounds
-    assert_same_run(run_dir, reference(tmp_path, "federation.rounds=100"))
+    assert_same_run(run_dir, reference(tmp_path, *dense, "federation.rounds=100"))
 
 
 def test_a_sweep_with_resume_auto_skips_finished_jobs(tmp_path: Path) -> None:

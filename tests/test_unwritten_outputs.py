@@ -159,7 +159,9 @@ def test_a_read_only_checkpoint_folder_stops_the_run_with_one_message(tmp_path: 
         result.stderr,
         "cannot write the checkpoint of round 5",
         "Read-only file system (EROFS)",
-        "no checkpoint is left",
+        # no checkpoint, but the trajectory beside it holds every round: resume replays it
+        "its trajectory holds the rounds completed",
+        f"continue with: hiso-run resume={run_dir}",
     )
     assert "checkpoints/round-000005.ckpt" in line
     summary = json.loads((run_dir / "summary.json").read_text())
