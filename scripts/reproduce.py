@@ -326,7 +326,10 @@ def reproduce(argv: list[str]) -> None:
         )
     except ValueError as error:
         raise SystemExit(f"reproduce: --seeds/--search-seeds: {error}") from None
+    reported = table
     if args.methods:
+        # the runs of the named methods; the table written after them keeps its reference
+        reported = only_methods(table, args.methods, "report")
         table = only_methods(table, args.methods, args.stage)
     cells = table.cells
     if args.cells:
@@ -360,7 +363,7 @@ def reproduce(argv: list[str]) -> None:
         code = launch("final", table, runs, table.rounds, out, launcher)
         if code:
             raise SystemExit(f"reproduce: the final sweep exited with {code}; rerun to go on")
-    print(report(table, cells, out, results, search_upto, args.force))
+    print(report(reported, cells, out, results, search_upto, args.force))
 
 
 if __name__ == "__main__":
