@@ -31,7 +31,6 @@ PATH as `source .venv/bin/activate` puts it. A command that exits non-zero fails
 from __future__ import annotations
 
 import argparse
-import builtins
 import contextlib
 import functools
 import io
@@ -308,7 +307,8 @@ def check(pages: list[Path], root: Path, compose: bool, jobs: int = 1) -> int:
     where = {command: f"{name}:{command.line}" for name, block in blocks for command in block}
     work = functools.partial(check_block, root=root, compose=compose, shared=shared, where=where)
     with ProcessPoolExecutor(jobs) if jobs > 1 else contextlib.nullcontext() as pool:
-        results = (pool or builtins).map(work, *zip(*blocks, strict=True)) if blocks else ()
+        each = pool.map if pool else map
+        results = each(work, [name for name, _ in blocks], [block for _, block in blocks])
         for failed, output in results:  # in the pages' order, each as soon as it is done
             print(output, end="", flush=True)
             failures += failed
