@@ -18,6 +18,7 @@ from typing import Any
 
 import hiso
 from hiso.schema import SetupError
+from hiso.tracking.atomic import write_text_atomic
 
 SDIST = "vadersentiment-3.3.2.tar.gz"
 INNER = "additional_resources/hutto_ICWSM_2014.tar.gz"
@@ -58,9 +59,7 @@ def load_movie_reviews() -> dict[str, list[dict[str, Any]]]:
     order = sorted(examples, key=lambda e: e["id"])
     random.Random(SPLIT_SEED).shuffle(order)
     splits = {"train": order[TEST_SIZE:], "test": order[:TEST_SIZE]}
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_text(json.dumps(splits))
-    tmp.replace(cache)
+    write_text_atomic(cache, json.dumps(splits))  # a process that cached it first is harmless
     return splits
 
 
