@@ -329,6 +329,14 @@ def test_interrupted_table_resumes_without_redoing_finished_runs(tmp_path: Path)
     log, _ = figure.communicate(timeout=120)
     assert figure.returncode == 0, log[-3000:]
     assert (tmp_path / "results" / "smoke.png").read_bytes() == drawn
+    # one method's stage (its finals done: nothing runs) reports the table with its reference
+    runs = finished_runs(out)
+    one = reproduce("--stage", "final", "--methods", "hiso", tmp_path=tmp_path)
+    log, _ = one.communicate(timeout=120)
+    assert one.returncode == 0, log[-3000:]
+    assert finished_runs(out) == runs
+    rows = json.loads((tmp_path / "results" / "smoke.json").read_text())["rows"]
+    assert [row["method"] for row in rows] == ["decomfl", "hiso"]
 
 
 # a table's search and finals on disjoint seeds run in the default suite through
