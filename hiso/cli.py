@@ -115,7 +115,7 @@ def run(
             patience.observe(record)
 
         checkpoints = RunCheckpoints(run_dir, cfg, container, list(overrides), simulation, tracker)
-        simulation.evaluation.announce = simulation.note = tracker.note
+        simulation.evaluation.announce = simulation.health.note = tracker.note
         extras: dict[str, Any] = {
             "algorithm": cfg.algo.name,
             "model": cfg.model.name,
@@ -171,8 +171,8 @@ def stopped_early(simulation: Any, patience: Any) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def _main(cfg: DictConfig) -> float | None:
     # imported here, not above: transformers and datasets read the hub switches as they load
+    from hiso.federation.health import NonFiniteLossError
     from hiso.federation.processes import ReplicaMismatchError, start_processes
-    from hiso.federation.simulator import NonFiniteLossError
     from hiso.network import fall_back_offline
     from hiso.resume import prepare
     from hiso.tracking.unwritten import EXIT_CODE as UNWRITTEN_EXIT

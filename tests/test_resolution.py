@@ -93,12 +93,12 @@ def test_the_zero_scalar_count_survives_a_checkpoint(tmp_path: Path) -> None:
     cfg = compose_config([*DIGITS, *args], validated=False)
     first = Simulation(cfg, *_model_and_task(cfg))
     first.run(lambda record: None, stop=lambda: first.round == 3)
-    assert first.zero_in_a_row == 3 and not first.warnings
+    assert first.health.zero_in_a_row == 3 and not first.health.warnings
     write_checkpoint(tmp_path / "c.ckpt", first.state_dict())
     second = Simulation(cfg, *_model_and_task(cfg))
     second.load_state_dict(read_checkpoint(tmp_path / "c.ckpt"))
     second.run(lambda record: None)
-    (warning,) = second.warnings
+    (warning,) = second.health.warnings
     assert warning.startswith("warning: every scalar of rounds 1-4 was zero")
 
 

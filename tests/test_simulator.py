@@ -11,7 +11,8 @@ import torch
 
 from hiso.data.partition import dirichlet_partition, iid_partition
 from hiso.federation.clients import SimulatedClient
-from hiso.federation.simulator import NonFiniteLossError, Simulation
+from hiso.federation.health import NonFiniteLossError
+from hiso.federation.simulator import Simulation
 from hiso.models import build_model
 from hiso.tasks import build_task
 
@@ -160,7 +161,7 @@ def test_skipped_round_counters_survive_a_checkpoint() -> None:
         digits_simulation(*skip).run(lambda record: None)
     first = digits_simulation(*skip)
     first.run(lambda record: None, stop=lambda: first.round == 3)
-    assert first.skipped_rounds == first.skipped_in_a_row == 2
+    assert first.health.skipped_rounds == first.health.skipped_in_a_row == 2
     second = digits_simulation(*skip)
     second.load_state_dict(copy.deepcopy(first.state_dict()))
     with pytest.raises(NonFiniteLossError) as resumed:

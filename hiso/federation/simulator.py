@@ -2,10 +2,10 @@
 the algorithm component (hiso/algorithms/) that the algo group selects.
 
 The simulation samples clients and their batches, hands them to the component's round (which
-moves its messages over the wire), applies the NaN policy, lets hiso/federation/evaluation.py score
-the rounds, and saves and restores the run's state. Under several processes
-(hiso/federation/processes.py) every process holds a replica and runs the same round; the main
-process alone evaluates held-out splits and keeps the best round's model.
+moves its messages over the wire), counts NaN and zero-scalar rounds (hiso/federation/health.py),
+lets hiso/federation/evaluation.py score the rounds, and saves and restores the run's state.
+Under several processes (hiso/federation/processes.py) every process holds a replica and runs the
+same round; the main process alone evaluates held-out splits and keeps the best round's model.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -27,6 +26,7 @@ from hiso.federation.clients import SimulatedClient
 from hiso.federation.device import direction_cache_decision, peak_memory_bytes
 from hiso.federation.evaluation import Evaluation
 from hiso.federation.forwards import Forwards
+from hiso.federation.health import RoundHealth
 from hiso.federation.processes import Processes
 from hiso.federation.server import sample_clients
 from hiso.federation.wire import Wire
@@ -34,11 +34,6 @@ from hiso.schema import RunConfig
 from hiso.tasks.base import Task
 
 logger = logging.getLogger(__name__)
-
-
-class NonFiniteLossError(RuntimeError):
-    """A round produced a NaN or infinite loss or scalar under nan_policy=stop, or
-    federation.max_skipped_rounds rounds in a row did under nan_policy=skip."""
 
 
 class Simulation:
@@ -104,13 +99,7 @@ class Simulation:
         # spent up to it: with the components' state, what a checkpoint restores
         self.round: int | None = None
         self.elapsed = 0.0
-        # rounds skipped under nan_policy=skip: in all, and in a row up to the last round
-        self.skipped_rounds = self.skipped_in_a_row = 0
-        # rounds in a row whose scalars were all zero, and the one warning they gave, which
-        # `note` puts on the console (the summary holds it too)
-        self.zero_in_a_row = 0
-        self.warnings: list[str] = []
-        self.note: Callable[[str], None] = lambda message: None
+        self.health = RoundHealth(cfg)
         self.best_by_replay = best_by_replay
 
     # state --------------------------------------------------------------------------------
@@ -121,8 +110,7 @@ class Simulation:
         return {
             "round": self.round,
             "elapsed": self.elapsed,
-            "skipped": [self.skipped_rounds, self.skipped_in_a_row],
-            "zero_scalars": {"in_a_row": self.zero_in_a_row, "warnings": list(self.warnings)},
+            **self.health.state_dict(),
             "parameters": list(self.master),
             "clients": [c.state_dict() for c in self.clients],
             "best": self.evaluation.state_dict(self.round, not self.best_by_replay),
@@ -142,9 +130,7 @@ class Simulation:
         self.wire.load_state_dict(state["wire"])
         self.algorithm.load_state_dict(state["algorithm"])
         self.round, self.elapsed = state["round"], state["elapsed"]
-        self.skipped_rounds, self.skipped_in_a_row = state["skipped"]
-        zero = state.get("zero_scalars", {})  # absent from checkpoints written before it
-        self.zero_in_a_row, self.warnings = zero.get("in_a_row", 0), list(zero.get("warnings", []))
+        self.health.load_state_dict(state)
         self.evaluation.load_state_dict(state["best"])
 
     def replica_tensors(self) -> dict[str, torch.Tensor]:
@@ -202,9 +188,7 @@ class Simulation:
                 self.evaluation.keep_best()
         if rows:
             self.elapsed = rows[-1]["wall_time"]
-            skipped = [bool(r.get("skipped")) for r in rows]
-            self.skipped_rounds = sum(skipped)
-            self.skipped_in_a_row = ([*skipped[::-1], False]).index(False)
+            self.health.restore_skips(rows)
 
     # rounds -------------------------------------------------------------------------------
     def sample(self, rnd: int) -> tuple[list[int], Batches]:
@@ -221,26 +205,8 @@ class Simulation:
     def run_round(self, rnd: int) -> float:
         ids, batches = self.sample(rnd)
         loss = self.algorithm.run_round(rnd, ids, batches)
-        if not np.isfinite(loss) and self.cfg.nan_policy == "stop":
-            raise NonFiniteLossError(
-                f"round {rnd + 1}: a client's loss or scalar is NaN or infinite "
-                "(nan_policy=stop; set nan_policy=skip to drop such rounds, or lower optim.lr)"
-            )
+        self.health.check_loss(rnd, loss)
         return loss
-
-    def _watch_zero_scalars(self, done: int) -> None:
-        """Warn once when the scalars were all zero for an evaluation interval of rounds (all
-        the rounds with federation.eval_every=0): the model has not moved by them."""
-        f = self.cfg.federation
-        self.zero_in_a_row = self.zero_in_a_row + 1 if self.algorithm.zero_scalars else 0
-        if self.warnings or self.zero_in_a_row < (f.eval_every or f.rounds):
-            return
-        self.warnings.append(
-            f"warning: every scalar of rounds {done - self.zero_in_a_row + 1}-{done} was zero: "
-            f"the losses at x + mu z equalled those at x, so the model did not move by them; "
-            f"raise algo.mu (now {self.cfg.algo.mu}) or check the model's dtype and loss"
-        )
-        self.note(self.warnings[-1])
 
     def _evaluate_round(self, done: int) -> dict[str, float]:
         return self.evaluation.evaluate_round(done, lambda: self.algorithm.evaluation_summary(done))
@@ -277,26 +243,13 @@ class Simulation:
                 **self.wire.close_round(),
                 "round_time": time.perf_counter() - t0,
             }
-            if np.isfinite(train_loss):
-                self.skipped_in_a_row = 0
-            else:
-                record["skipped"] = 1
-                self.skipped_rounds += 1
-                self.skipped_in_a_row += 1
-            self._watch_zero_scalars(rnd + 1)
+            record |= self.health.after_round(rnd + 1, train_loss, self.algorithm.zero_scalars)
             record.update(self._evaluate_round(rnd + 1))
             self.elapsed = time.perf_counter() - start
             record["wall_time"] = self.elapsed
             self.round = rnd + 1
             log(record)
-            if self.skipped_in_a_row >= f.max_skipped_rounds:
-                raise NonFiniteLossError(
-                    f"rounds {self.round - self.skipped_in_a_row + 1}-{self.round}: "
-                    f"{self.skipped_in_a_row} rounds in a row had a NaN or infinite loss or "
-                    f"scalar and were skipped (nan_policy=skip, federation.max_skipped_rounds="
-                    f"{f.max_skipped_rounds}), so the model is still that of round "
-                    f"{self.round - self.skipped_in_a_row}; lower optim.lr or change algo.mu"
-                )
+            self.health.check_skips(self.round)
             if on_round is not None:
                 on_round()
         extras: dict[str, Any] = {
@@ -305,10 +258,8 @@ class Simulation:
             "direction_cache_reason": self.direction_cache[1],
             "direction_cache_bytes": self.algorithm.cache_bytes,
             "num_parameters": self.num_parameters,
-            "skipped_rounds": self.skipped_rounds,
+            **self.health.summary(),
         }
-        if self.warnings:
-            extras["warnings"] = self.warnings
         if self.round == f.rounds and self.processes.is_main:
             # no record when resumed at the end (no round ran): the final model's scores
             final = record if record is not None else self.evaluation.evaluate("test", f.rounds)
