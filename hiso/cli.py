@@ -225,6 +225,8 @@ def _main(cfg: DictConfig) -> float | None:
             print_unwritten(error, run_dir)
         sys.exit(UNWRITTEN_EXIT)
     finally:
+        if processes is not None:
+            processes.leave()  # on an error too: no process exits holding the group
         if lock is not None:
             lock.release()
     if main:

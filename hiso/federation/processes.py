@@ -116,6 +116,13 @@ class Processes:
         another still holds a connection to it."""
         if self.count > 1:
             dist.barrier()
+        self.leave()
+
+    def leave(self) -> None:
+        """Destroy the process group without waiting for the others (every way out of a run
+        passes here, an error's too): a process that exits still holding its gloo group while
+        a peer talks to it can die of SIGABRT in gloo's teardown (scripts/bench_gloo_exit.py)."""
+        if self.count > 1 and dist.is_initialized():
             dist.destroy_process_group()
 
     def check_replicas(self, rnd: int, named: dict[str, torch.Tensor]) -> None:
