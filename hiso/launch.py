@@ -7,7 +7,13 @@ Under `accelerate launch` every process checks the command as it starts; an inpu
 ends every process with exit code 2 and torchrun, which launched them, with its ChildFailedError
 traceback and exit code 1. Checked here first, the same error ends the command before any process
 starts: hiso-run's one message and exit code 2. A command that passes is handed to `accelerate
-launch` in this same process (exec), so signals, output and the exit code are the launcher's."""
+launch` in this same process (exec), so signals, output and the exit code are the launcher's.
+
+On Ctrl-C torchrun's agent sends the processes SIGTERM and kills them 30 s later; hiso-run stops
+after the current round or evaluation, which can take longer (a language model's validation on
+a CPU), so the launch gives them SHUTDOWN_GRACE seconds (TORCH_ELASTIC_SHUTDOWN_TIMEOUT, unless
+the environment sets it). They leave as soon as they have stopped; a second Ctrl-C stops them at
+once."""
 
 from __future__ import annotations
 
@@ -24,6 +30,9 @@ USAGE = (
     "-m hiso.cli OVERRIDES..., e.g. python -m hiso.launch --num_processes 2 -m hiso.cli "
     "+experiment=digits device=cpu"
 )
+
+
+SHUTDOWN_GRACE = 3600  # seconds
 
 
 def _launched(variables: tuple[str, ...], alone: int) -> int:
@@ -69,6 +78,7 @@ def main() -> None:
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
     if accelerate is None:
         exit_input_error("accelerate's console script is not installed beside this Python")
+    os.environ.setdefault("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", str(SHUTDOWN_GRACE))
     os.execv(accelerate, [accelerate, "launch", *args])
 
 

@@ -90,3 +90,29 @@ def test_sigint_stops_both_processes_cleanly(tmp_path: Path) -> None:
     assert newest.state is not None and newest.state["simulation"]["round"] == last
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["round_reached"] == last
+
+
+@pytest.mark.parametrize("given", [None, "45"])
+def test_the_launch_gives_stopping_processes_time_to_finish_their_round(
+    given: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torchrun kills its processes 30 s after Ctrl-C unless TORCH_ELASTIC_SHUTDOWN_TIMEOUT says
+    otherwise: `python -m hiso.launch` sets it (a value the user set is kept), and the installed
+    torch reads it."""
+    from torch.distributed.launcher.api import LaunchConfig
+
+    from hiso import launch
+
+    if given is None:
+        monkeypatch.delenv("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", raising=False)
+    else:
+        monkeypatch.setenv("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", given)
+    execs: list[list[str]] = []
+    monkeypatch.setattr(os, "execv", lambda path, argv: execs.append(argv))
+    monkeypatch.setattr(sys, "argv", ["hiso.launch", "--num_processes", "2", "-m", "hiso.cli"])
+    launch.main()
+    assert execs and execs[0][1:] == ["launch", "--num_processes", "2", "-m", "hiso.cli"]
+    expected = given or str(launch.SHUTDOWN_GRACE)
+    assert os.environ["TORCH_ELASTIC_SHUTDOWN_TIMEOUT"] == expected
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=2)
+    assert config.shutdown_timeout == int(expected)
