@@ -91,5 +91,5 @@ def verdict(result: dict[str, Any] | None) -> str:
     return (
         f"b = {result['b']} right only for the method, c = {result['c']} only for the reference "
         f"({result['pairs']} seed pairs, {result['examples']} paired examples), {result['test']} "
-        f"McNemar p = {result['p']:.3g}: the difference {size} (p < {ALPHA:g})"
+        f"McNemar p = {result['p']:.3g}: the difference {size} at the {ALPHA:g} level"
     )
