@@ -170,8 +170,9 @@ def test_a_corrupted_replica_is_caught_at_its_round(tmp_path: Path) -> None:
     assert "hiso-run: stopped: round 4: the replica of process 1 differs from process 0's" in (
         result.stderr
     ), result.stderr[-3000:]
-    # each process left the group on its way out: none died of a signal in gloo's teardown
-    assert "Signal" not in result.stderr, result.stderr[-3000:]
+    # each process left the group on its way out: none died of SIGABRT in gloo's teardown
+    # (torchrun may SIGTERM the main process when the other one has already exited 1)
+    assert "SIGABRT" not in result.stderr and "Signal 6 " not in result.stderr, result.stderr
     assert [r["round"] for r in read_jsonl(run_dir / "metrics.jsonl")] == [0, 1, 2, 3]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and "round 4" in summary["error"]
