@@ -309,17 +309,33 @@ MOVIE_STUDY = Table(
     source="this project's CPU-scale study (issue 9) in the HiSo paper's federation",
     experiment="movie-study",
     methods=(
-        Method("decomfl", "decomfl", (2e-6, 5e-6, 1e-5), label="DeComFL"),
+        Method("decomfl", "decomfl", (2.5e-6, 5e-6, 1e-5), label="DeComFL"),
         Method("hiso", "hiso", (5e-6, 1e-5, 2e-5), label="HiSo"),
+        Method(
+            "hiso-global",
+            "hiso",
+            (5e-6, 1e-5, 2e-5),
+            ("algo.curvature_scope=global",),
+            "HiSo, one global H (ablation)",
+        ),
+        # the first study found HiSo's mean step about 0.57x DeComFL's at their chosen rates:
+        # DeComFL at HiSo's mean effective rate tells step size and curvature apart
+        Method(
+            "decomfl-hiso-rate",
+            "decomfl",
+            (),
+            label="DeComFL at HiSo's mean effective rate",
+            rate_from="hiso",
+        ),
         *available(
             "movie-study",
             Method("fedkseed", "fedkseed", (2e-6, 5e-6, 1e-5), label="FedKSeed"),
             Method("fedkseed-pro", "fedkseed-pro", (2e-6, 5e-6, 1e-5), label="FedKSeed-Pro"),
         ),
     ),
-    # rates chosen on seed 0's search, reported on four other seeds: the reported figures carry
-    # no luck of the selection
-    seeds=(1, 2, 3, 4),
+    # rates chosen on seed 0's search (2x spacing around the best), reported on three other
+    # seeds: the reported figures carry no luck of the selection
+    seeds=(1, 2, 3),
     search_seeds=(0,),
     rounds=500,
     search_rounds=200,
