@@ -12,6 +12,8 @@ import torch
 
 from hiso.federation.replica import SeedPoolReplica
 from hiso.federation.server import sample_clients
+from hiso.optim import pool_sums, seed_pool
+from hiso.optim.pool_sums import RANGE
 from hiso.optim.schedule import LRSchedule
 from hiso.optim.seed_pool import PoolRebuild, candidate_seeds
 from hiso.optim.zo import ZeroOrderOptimizer, ZOSettings
@@ -100,12 +102,25 @@ def test_two_rounds_follow_the_papers_equations(algo: str) -> None:
     assert any(not torch.equal(a, b) for a, b in zip(sim.master, x0, strict=True))
 
 
+@pytest.fixture(params=["pool-matrix", "integer-sums"])
+def rebuild_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways every party rebuilds: the digits pool as matrices (its size's way), and the
+    integer sums a language model's pool takes (chosen here by a zero matrix budget)."""
+    if request.param == "integer-sums":
+        monkeypatch.setattr(seed_pool, "POOL_MATRIX_BYTES", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("algo", ["fedkseed", "fedkseed-pro"])
-def test_a_replica_rebuilt_from_the_wire_bytes_alone_holds_the_servers_model(algo: str) -> None:
+def test_a_replica_rebuilt_from_the_wire_bytes_alone_holds_the_servers_model(
+    algo: str, rebuild_path: str
+) -> None:
     """Each client's replica sees only x_0, the pool's seeds and the bytes addressed to it; the
     model it rebuilds at the start of each round it is sampled in equals, bit for bit, the
-    server's model after the rounds before, including after rounds it missed."""
+    server's model after the rounds before, including after rounds it missed (with integer sums:
+    the server updated its sums every round, the replica only in the rounds it was sampled)."""
     sim = digits_simulation(f"algo={algo}", "federation.rounds=6", *SMALL)
+    assert sim.algorithm.rebuild.matrix == (rebuild_path == "pool-matrix")
     seeds = candidate_seeds(sim.cfg.seed, sim.cfg.algo.seed_pool)
     settings = type(sim.algorithm).settings(sim.cfg)
     replicas = [SeedPoolReplica(c, settings, sim.master, seeds) for c in range(len(sim.clients))]
@@ -162,6 +177,64 @@ def test_catch_up_in_one_pass_equals_the_rounds_applied_one_by_one(matrix_bytes:
     # an all-zero pool gives x_0 itself
     rebuild(one_pass, np.zeros(6, dtype=np.float32))
     assert all(torch.equal(a, b) for a, b in zip(one_pass, x0, strict=True))
+
+
+@pytest.mark.parametrize("chunk", [pool_sums.CHUNK, 7])
+def test_integer_sums_updated_round_by_round_equal_one_fresh_pass_bit_for_bit(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The integer sums hold the same bits however A got to its value: updated every round
+    (seeds that change, come back to zero, stay), or in one pass from zero, as a client catching
+    up or a resumed run does. Rounding each term A_j z_j on its own is what makes the sum exact;
+    summing the change (A'_j - A_j) z_j instead, or in floating point, differs in the last bits.
+    A chunk of 7 values crosses the tensors' ends mid-chunk."""
+    monkeypatch.setattr(pool_sums, "CHUNK", chunk)
+    shapes = [torch.Size([300]), torch.Size([20, 30])]
+    x0 = [torch.randn(s, generator=torch.Generator().manual_seed(5)) for s in shapes]
+    seeds = candidate_seeds(11, 8)
+    settings = ZOSettings(num_perturbations=1, mu=1e-3, lr=LRSchedule(0.01), central=True)
+    zo = ZeroOrderOptimizer(settings, x0)
+    stepwise = PoolRebuild(zo, x0, seeds, matrix_bytes=0)
+    rng = np.random.default_rng(0)
+    accumulated = np.zeros(8, dtype=np.float64)
+    current = [torch.empty_like(x) for x in x0]
+    for r in range(12):
+        touched = rng.choice(8, size=2, replace=False)
+        accumulated[touched] += rng.normal(size=2) * 3.7
+        if r == 6:
+            accumulated[touched[0]] = 0.0  # back to zero
+        a = accumulated.astype(np.float32)
+        stepwise(current, a)
+        fresh = PoolRebuild(zo, x0, seeds, matrix_bytes=0)
+        once = [torch.empty_like(x) for x in x0]
+        fresh(once, a)
+        for mine, theirs in zip(current, once, strict=True):
+            assert torch.equal(mine, theirs), r
+    # and they are x_0 - lr sum_j A_j z_j
+    for i, x in enumerate(x0):
+        expected = x.double().clone()
+        for j in np.flatnonzero(a):
+            expected -= 0.01 * float(a[j]) * direction(seeds[j], shapes)[i].double()
+        torch.testing.assert_close(current[i], expected.float(), rtol=1e-6, atol=1e-7)
+
+
+def test_integer_sums_out_of_range_give_nan_and_recover_exactly() -> None:
+    """sum_j |A_j| max|z_j| beyond 2^29 leaves int64: the model is NaN (diverged), and when A
+    comes back the sums still hold exactly what a fresh pass computes."""
+    x0 = [torch.zeros(50)]
+    seeds = candidate_seeds(2, 3)
+    zo = ZeroOrderOptimizer(
+        ZOSettings(num_perturbations=1, mu=1e-3, lr=LRSchedule(1e-3), central=True), x0
+    )
+    rebuild = PoolRebuild(zo, x0, seeds, matrix_bytes=0)
+    params = [torch.empty(50)]
+    rebuild(params, np.array([1.5, 0.0, RANGE], dtype=np.float32))
+    assert torch.isnan(params[0]).all()
+    back = np.array([1.5, -2.0, 0.25], dtype=np.float32)
+    rebuild(params, back)
+    fresh, once = PoolRebuild(zo, x0, seeds, matrix_bytes=0), [torch.empty(50)]
+    fresh(once, back)
+    assert torch.isfinite(params[0]).all() and torch.equal(params[0], once[0])
 
 
 def test_pro_probabilities_match_a_hand_computation() -> None:

@@ -21,6 +21,7 @@ from test_lm_federation import lm_simulation
 
 from hiso.cli import run
 from hiso.config import compose_config
+from hiso.optim import seed_pool
 from hiso.resume import prepare, reconcile
 from hiso.schema import SetupError
 from hiso.stop import Interrupted, StopSignals
@@ -163,12 +164,15 @@ def assert_round_trip_continues_exactly(tmp_path: Path, overrides: tuple, stop_a
     assert_same_state(second.state_dict(), full.state_dict())
 
 
+@pytest.mark.parametrize("matrix_bytes", [seed_pool.POOL_MATRIX_BYTES, 0])
 @pytest.mark.parametrize("algo", ["fedkseed", "fedkseed-pro"])
 def test_seed_pool_state_round_trip_through_a_file_continues_exactly(
-    algo: str, tmp_path: Path
+    algo: str, matrix_bytes: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """FedKSeed's accumulated scalars (and Pro's seed history) survive a checkpoint: the resumed
-    run equals the uninterrupted one bit for bit."""
+    """FedKSeed's accumulated scalars (and Pro's seed history, and the integer sums a language
+    model's pool keeps) survive a checkpoint: the resumed run equals the uninterrupted one bit
+    for bit."""
+    monkeypatch.setattr(seed_pool, "POOL_MATRIX_BYTES", matrix_bytes)
     extra = (f"algo={algo}", "algo.num_perturbations=1", "algo.seed_pool=16", "federation.rounds=8")
     assert_round_trip_continues_exactly(tmp_path, (*extra, "federation.eval_every=3"), 5)
 

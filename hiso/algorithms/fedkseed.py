@@ -84,14 +84,17 @@ class FedKSeed(Algorithm):
 
     # state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Tensors (a checkpoint loads with weights_only): A in float64."""
-        return {"accumulated": torch.from_numpy(self.accumulated.copy())}
+        """Tensors (a checkpoint loads with weights_only): A in float64, and the rebuild's integer
+        sums where it keeps them."""
+        accumulated = torch.from_numpy(self.accumulated.copy())
+        return {"accumulated": accumulated} | self.rebuild.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         saved = torch.as_tensor(state["accumulated"], dtype=torch.float64).numpy()
         if saved.shape != self.accumulated.shape:
             raise ValueError(f"{saved.size} saved seeds, algo.seed_pool={len(self.seeds)} here")
         self.accumulated[:] = saved
+        self.rebuild.load_state_dict(state)
 
     def replica_tensors(self, names: Sequence[str]) -> dict[str, torch.Tensor]:
         return {"accumulated per-seed scalars": torch.from_numpy(self.accumulated)}
