@@ -1,5 +1,5 @@
 """Smoke tests of scripts/bench.py's pieces on the digits CNN and a tiny random OPT, and of
-scripts/precision.py on a tiny random LLaMA."""
+scripts/precision.py on a tiny random LLaMA, and of scripts/bench_seed_pool.py."""
 
 from __future__ import annotations
 
@@ -188,3 +188,17 @@ def test_costs_predict_rounds_from_per_parameter_costs(bench: ModuleType) -> Non
         "timed": "1 warm-up + 1 timed rounds each",
     }
     assert "| b | hiso | 0.0M | 0.0M | 150 | 2.00 | 1.80 |" in bench.costs_markdown(found)
+
+
+def test_seed_pool_bench_prints_a_line_a_round() -> None:
+    """scripts/bench_seed_pool.py on 1,000 values: its header and one figure line per round."""
+    done = subprocess.run(
+        [sys.executable, "scripts/bench_seed_pool.py", "--params", "1000", "--rounds", "2"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("1,000 parameters, 4096 seeds, 2 new seeds a round")
+    assert [line.split(":")[0] for line in lines[1:]] == ["round 1", "round 2"]
+    assert "a full pass over the 4 seeds with A_j != 0" in lines[2]
