@@ -11,6 +11,7 @@ import pytest
 from test_reproduce import TWO, record
 
 from hiso.reproduce.aggregate import table_rows
+from hiso.reproduce.report import results_table
 from hiso.reproduce.significance import bootstrap_interval, mcnemar, pooled_mcnemar, verdict
 from hiso.tracking.predictions import encode
 
@@ -100,3 +101,10 @@ def test_rows_carry_the_speedup_interval_and_the_paired_tests() -> None:
     assert final["p"] == pytest.approx(2 * 299 / 4096)
     assert rows["decomfl"]["speedup_ci95"] is None
     assert rows["decomfl"]["paired_test"] == {"final": None, "best": None}
+    # a method that never reaches the reference's best: no speed-up, and an interval of zeros
+    slow = [r for r in records if r.method != "hiso" or r.seed == 0]
+    for seed in (1, 2, 3):
+        slow.append(record("hiso", 1.0, seed, {k: v - 0.2 for k, v in curve.items()}))
+    rows = {r["method"]: r for r in table_rows(table, table.cells, slow, search_upto=50)}
+    assert rows["hiso"]["speedup"] is None and rows["hiso"]["speedup_ci95"] == (0.0, 0.0)
+    assert "| - [not reached, not reached] |" in results_table(table, list(rows.values()))

@@ -274,7 +274,8 @@ def table_rows(
             row["paper"] = {"accuracy": None, "rounds": None} if paper is None else asdict(paper)
             final = _final(row, runs[method.name])
             against = reference if method.name != table.reference else None
-            row["speedup_ci95"] = speedup_interval(final, against or []) if row["speedup"] else None
+            # every method with finals against the reference, reached or not (0: not reached)
+            row["speedup_ci95"] = speedup_interval(final, against) if against else None
             row["paired_test"] = {
                 kind: pooled_mcnemar(paired_correctness(final, against or [], kind))
                 for kind in CORRECTNESS
