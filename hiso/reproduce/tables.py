@@ -222,6 +222,30 @@ DECOMFL_LORA = Table(
 )
 
 # ---- CPU scale: the digits CNN and SmolLM2 on movie reviews ----
+
+
+def _curvature_apart(lrs: tuple[float, ...]) -> tuple[Method, Method]:
+    """HiSo's ablation with one H for the model, from the scalars alone (issue 9; not in the
+    papers), and DeComFL at HiSo's mean effective rate lr * mean(1/H) from HiSo's search runs at
+    its chosen rate: HiSo's step size with DeComFL's directions, curvature apart."""
+    return (
+        Method(
+            "hiso-global",
+            "hiso",
+            lrs,
+            ("algo.curvature_scope=global",),
+            "HiSo, one global H (ablation)",
+        ),
+        Method(
+            "decomfl-hiso-rate",
+            "decomfl",
+            (),
+            label="DeComFL at HiSo's mean effective rate",
+            rate_from="hiso",
+        ),
+    )
+
+
 _ZO_CNN_LRS = (5e-4, 1e-3, 2e-3)
 SEQUENTIAL = "federation.client_updates=sequential"
 _FEDKSEED_CNN = ("algo.num_perturbations=1", "optim.momentum=0")
@@ -237,23 +261,7 @@ DIGITS = Table(
     methods=(
         Method("decomfl", "decomfl", _ZO_CNN_LRS, label="DeComFL"),
         Method("hiso", "hiso", _ZO_CNN_LRS, label="HiSo"),
-        # ablation (issue 9): one H for the model, from the scalars alone; not in the papers
-        Method(
-            "hiso-global",
-            "hiso",
-            _ZO_CNN_LRS,
-            ("algo.curvature_scope=global",),
-            "HiSo, one global H (ablation)",
-        ),
-        # DeComFL at HiSo's mean effective rate lr * mean(1/H) (from HiSo's search runs at its
-        # chosen rate): DeComFL's step size with HiSo's, curvature apart
-        Method(
-            "decomfl-hiso-rate",
-            "decomfl",
-            (),
-            label="DeComFL at HiSo's mean effective rate",
-            rate_from="hiso",
-        ),
+        *_curvature_apart(_ZO_CNN_LRS),
         Method("fedavg", "fedavg", (0.02, 0.05, 0.1), label="FedAvg"),
         # what the DeComFL authors' FedAvg/FedAdam code computes on one device: clients in
         # sequence, each from the previous one's model (SPEC section 5)
@@ -311,22 +319,8 @@ MOVIE_STUDY = Table(
     methods=(
         Method("decomfl", "decomfl", (2.5e-6, 5e-6, 1e-5), label="DeComFL"),
         Method("hiso", "hiso", (5e-6, 1e-5, 2e-5), label="HiSo"),
-        Method(
-            "hiso-global",
-            "hiso",
-            (5e-6, 1e-5, 2e-5),
-            ("algo.curvature_scope=global",),
-            "HiSo, one global H (ablation)",
-        ),
-        # the first study found HiSo's mean step about 0.57x DeComFL's at their chosen rates:
-        # DeComFL at HiSo's mean effective rate tells step size and curvature apart
-        Method(
-            "decomfl-hiso-rate",
-            "decomfl",
-            (),
-            label="DeComFL at HiSo's mean effective rate",
-            rate_from="hiso",
-        ),
+        # the first study found HiSo's mean step about 0.57x DeComFL's at their chosen rates
+        *_curvature_apart((5e-6, 1e-5, 2e-5)),
         *available(
             "movie-study",
             Method("fedkseed", "fedkseed", (2e-6, 5e-6, 1e-5), label="FedKSeed"),
