@@ -157,11 +157,13 @@ def run(
 
 def stopped_early(simulation: Any, patience: Any) -> dict[str, Any]:
     """The summary's figures of a run that early stopping ended: where it stopped, the test split
-    scored with the final model and with the best validation round's."""
+    scored with the final model and with the best validation round's (where it scores test)."""
+    stopped = {"stopped_early_at": simulation.round, "patience": patience.limit}
+    if not simulation.cfg.federation.score_test:
+        return stopped
     final = simulation.evaluation.evaluate("test", simulation.round)
     return {
-        "stopped_early_at": simulation.round,
-        "patience": patience.limit,
+        **stopped,
         "final_test_accuracy": final["test_accuracy"],
         "final_test_loss": final["test_loss"],
         **simulation.evaluation.test_at_best(final),

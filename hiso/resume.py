@@ -41,6 +41,7 @@ FREE_FIELDS = (
     "logger",
     "federation.eval_every",
     "federation.test_every",
+    "federation.score_test",
     "federation.target_accuracy",
     "federation.patience",
     "federation.checksum_every",

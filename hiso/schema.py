@@ -118,6 +118,9 @@ class FederationConfig:
     # also score the test split every N rounds (0: only at round 0, the last round and the model
     # of the best validation round); the validation split is scored every eval_every rounds
     test_every: int = 0
+    # score the test split at all (false: a learning-rate search, which selects on the
+    # validation split alone and never looks at test; needs a validation split)
+    score_test: bool = True
     # nan_policy=skip: stop after this many consecutive skipped (NaN/inf) rounds
     max_skipped_rounds: int = 5
     # the full-update family's clients: parallel (each starts from the server model, the server

@@ -114,3 +114,12 @@ def test_reproduce_hands_the_launcher_and_its_bound_to_the_multirun(tmp_path: Pa
     local = multirun_command(table, runs, 20, tmp_path, Launcher("submitit_local", None))
     assert "hydra/launcher=submitit_local" in local
     assert not any(a.startswith("hydra.launcher.") for a in local)
+
+
+def test_a_search_stage_scores_no_test_split_and_a_final_stage_does(tmp_path: Path) -> None:
+    table = TABLES["smoke"]
+    runs = search_runs(table, table.cells)
+    search = multirun_command(table, runs, 20, tmp_path, Launcher("joblib", 2), False)
+    final = multirun_command(table, runs, 20, tmp_path, Launcher("joblib", 2))
+    assert "federation.score_test=false" in search
+    assert not any("score_test" in a for a in final)

@@ -310,6 +310,8 @@ def test_interrupted_table_resumes_without_redoing_finished_runs(tmp_path: Path)
         assert row["seeds"] == [1, 2]
     finals = [r for r in result["runs"] if r["finished"]]
     assert {r["rounds"] for r in finals} == {40}
+    for r in result["runs"]:  # a search run never scores the test split; a final does
+        assert any(p["test_accuracy"] is not None for p in r["curve"]) == (r["seed"] != 0)
     for suffix in (".md", ".csv", ".png"):
         assert (tmp_path / "results" / f"smoke{suffix}").stat().st_size > 0
     text = (tmp_path / "results" / "smoke.md").read_text()

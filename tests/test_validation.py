@@ -96,6 +96,37 @@ def test_no_validation_split_selects_nothing() -> None:
     assert extras["best_round"] is None and extras["test_accuracy_at_best"] is None
 
 
+def test_a_run_without_test_scoring_never_evaluates_the_test_split(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """federation.score_test=false (a rate search): the same trajectory and validation scores
+    as a run that scores test, and not one test evaluation, not even of the best round."""
+    scored = digits_simulation(*BEST, "federation.rounds=8")
+    scored_history: list[dict] = []
+    scored.run(scored_history.append)
+    sim = digits_simulation(*BEST, "federation.rounds=8", "federation.score_test=false")
+    splits: list[str] = []
+    evaluate = sim.evaluation.evaluate
+
+    def recorded(split: str, rnd: int | None = None) -> dict[str, float]:
+        splits.append(split)
+        return evaluate(split, rnd)
+
+    monkeypatch.setattr(sim.evaluation, "evaluate", recorded)
+    history: list[dict] = []
+    extras = sim.run(history.append)
+    assert splits == ["validation"] * 5 and not any("test_accuracy" in r for r in history)
+    vals = [(r["round"], r["val_accuracy"]) for r in history if "val_accuracy" in r]
+    assert vals == [(r["round"], r["val_accuracy"]) for r in scored_history if "val_accuracy" in r]
+    assert "test_accuracy_at_best" not in extras and "test_correct" not in extras
+
+
+def test_no_test_scoring_needs_a_validation_split() -> None:
+    with pytest.raises(ConfigError) as error:
+        digits_simulation("dataset.validation_size=0", "federation.score_test=false")
+    assert error.value.key == "federation.score_test"
+
+
 def test_curvature_probe_quantiles_and_exact_floor_fraction() -> None:
     gen = torch.Generator().manual_seed(0)
     h = [torch.rand(300_000, generator=gen), torch.rand(50, 40, generator=gen)]

@@ -14,7 +14,7 @@ import torch
 from hiso.federation.forwards import Forwards
 from hiso.federation.processes import Processes
 from hiso.optim.zo import evaluated_at
-from hiso.schema import RunConfig
+from hiso.schema import ConfigError, RunConfig
 from hiso.tasks.base import HeldOut
 from hiso.tracking import predictions
 from hiso.tracking.unwritten import writing
@@ -49,6 +49,13 @@ class Evaluation:
         self.selection: HeldOut | None = (
             "validation" if "validation" in task.heldout_splits() else None
         )
+        if not cfg.federation.score_test and self.selection is None:
+            raise ConfigError(
+                "federation.score_test",
+                False,
+                "true for a task without a validation split (dataset.validation_size: 0), "
+                "whose test split is the only one a run scores",
+            )
         self.best_accuracy: float | None = None
         self.best_round: int | None = None
         # per-example test correctness (encoded): of the last test evaluation, and of the best
@@ -83,7 +90,8 @@ class Evaluation:
     ) -> dict[str, float]:
         """What round `done` scores: the selection split (or the test split when there is none)
         at round 0, every eval_every rounds and at the end, with the algorithm's `summary()`;
-        the test split at round 0, at the end and every test_every rounds. Keeps the model of
+        the test split at round 0, at the end and every test_every rounds (never with
+        score_test false). Keeps the model of
         the best validation round for the test split to score at the end. Only the main process
         evaluates (the others return nothing)."""
         f = self.cfg.federation
@@ -95,8 +103,10 @@ class Evaluation:
         if done == 0 or last or every:
             out |= self.evaluate(self.selection or "test", done)
             out |= summary()
-        if "test_accuracy" not in out and (
-            done == 0 or last or (f.test_every and done % f.test_every == 0)
+        if (
+            f.score_test
+            and "test_accuracy" not in out
+            and (done == 0 or last or (f.test_every and done % f.test_every == 0))
         ):
             out |= self.evaluate("test", done)
         accuracy = out.get("val_accuracy")

@@ -260,7 +260,7 @@ class Simulation:
             "num_parameters": self.num_parameters,
             **self.health.summary(),
         }
-        if self.round == f.rounds and self.processes.is_main:
+        if self.round == f.rounds and self.processes.is_main and f.score_test:
             # no record when resumed at the end (no round ran): the final model's scores
             final = record if record is not None else self.evaluation.evaluate("test", f.rounds)
             extras |= self.evaluation.test_at_best(final)

@@ -183,8 +183,16 @@ class Launcher:
 
 
 def multirun_command(
-    table: Table, runs: list[Run], rounds: int, out: Path, launcher: Launcher
+    table: Table,
+    runs: list[Run],
+    rounds: int,
+    out: Path,
+    launcher: Launcher,
+    score_test: bool = True,
 ) -> list[str]:
+    """The stage's `hiso-run -m` command; `score_test` false for a search, which selects on the
+    validation split and never scores the test split (a search run's test scores would be
+    unused, and a language model's test split costs minutes each time)."""
     out = out.resolve()
     command = [
         hiso_run_executable(),
@@ -194,6 +202,7 @@ def multirun_command(
         f"+experiment={table.experiment}",
         *table.overrides,
         f"federation.rounds={rounds}",
+        *([] if score_test else ["federation.score_test=false"]),
         *launcher.extra,
         f"hydra.sweep.dir={out}",
         f"hydra.sweep.subdir=${{hydra.runtime.choices.{GROUP}}}",
@@ -235,7 +244,7 @@ def launch(
             print(f"[reproduce] {stage}: every run is finished")
             return 0
         write_run_configs(out, pending)
-        command = multirun_command(table, pending, rounds, out, launcher)
+        command = multirun_command(table, pending, rounds, out, launcher, stage != "search")
         record = {
             "stage": stage,
             "time": time.strftime("%Y-%m-%d %H:%M:%S"),
