@@ -1,8 +1,9 @@
 """Reproduce a paper's table, or one of this project's studies, on Hydra's multirun.
 
-    python scripts/reproduce.py TABLE [--stage all|search|final|report|figure] [--cells CELL ...]
-        [--methods M ...] [--seeds S ...] [--search-seeds S ...] [--rounds N] [--search-rounds N]
-        [--launcher NAME] [--jobs N] [--out DIR] [--results DIR] [--force] [OVERRIDES ...]
+    python scripts/reproduce.py TABLE [--stage all|search|final|report|figure|status]
+        [--cells CELL ...] [--methods M ...] [--seeds S ...] [--search-seeds S ...] [--rounds N]
+        [--search-rounds N] [--launcher NAME] [--jobs N] [--out DIR] [--results DIR] [--force]
+        [OVERRIDES ...]
 
 Tables (hiso/reproduce/tables.py): hiso-paper, decomfl-paper, decomfl-lora, digits, movie-study,
 smoke. `search` runs every learning rate of every method with each search seed at the table's
@@ -14,12 +15,13 @@ results go to RESULTS/TABLE.md, .csv, .json and .png (RESULTS: OUT/results unles
 given, e.g. `--results docs/results` for the committed tables; a table there with more finished
 seeds, or finished seeds of more rounds, than the new one is kept unless `--force`). `figure`
 redraws RESULTS/TABLE.png from RESULTS/TABLE.json alone (no runs needed: after a plotting change).
+`status` says how far the runs under OUT are and the time left at their pace (`--jobs` at a time),
+launching and writing nothing.
 
 Each stage is one `hiso-run -m` with runs under OUT/<cell>/<method>-lr<lr>-s<seed> (default OUT:
 outputs/reproduce/TABLE), through any Hydra launcher (`--launcher basic|joblib|submitit_local|
 submitit_slurm|slurm`, `--jobs N` runs at once where the launcher has such a bound). Rerunning skips
-finished runs and continues the others (`resume=auto`); a search run that the final stage needs
-for more rounds continues in place. OVERRIDES go to every run (e.g.
+finished runs and continues the others (`resume=auto`). OVERRIDES go to every run (e.g.
 `hydra.launcher.timeout_min=600`).
 """
 
@@ -33,6 +35,7 @@ from pathlib import Path
 
 from hiso.reproduce import curvature
 from hiso.reproduce.aggregate import RunRecord, cell_searches, table_rows
+from hiso.reproduce.progress import status
 from hiso.reproduce.report import (
     draw,
     markdown,
@@ -60,7 +63,7 @@ from hiso.schema import SetupError
 from hiso.script_errors import reported
 from hiso.tracking.unwritten import writing
 
-STAGES = ("all", "search", "final", "report", "figure")
+STAGES = ("all", "search", "final", "report", "figure", "status")
 # what a table sets per run or per stage: an override of these would silently replace it
 RESERVED = {
     "algo": "the methods",
@@ -348,11 +351,18 @@ def reproduce(argv: list[str]) -> None:
     if args.stage == "figure":
         redraw(results / f"{table.name}.json")
         return
+    search_upto = table.search_rounds or table.rounds
+    if args.stage == "status":
+        print(
+            status(
+                table, searches(table, cells, out, search_upto), out, search_upto, args.jobs or 1
+            )
+        )
+        return
     if out.exists() and not out.is_dir():
         raise SetupError(f"--out {out}: a folder for the table's runs, and it is a file")
     with writing("the table's folder", out):
         out.mkdir(parents=True, exist_ok=True)
-    search_upto = table.search_rounds or table.rounds
     invocation = ("python", "scripts/reproduce.py", *argv)
     launcher = Launcher(args.launcher, args.jobs, tuple(args.overrides), invocation)
     if args.stage in ("all", "search"):

@@ -1,0 +1,149 @@
+"""How far a table's runs are (`reproduce.py TABLE --stage status`): each run's rounds against its
+stage's, whether a process writes it now, and the wall time the rest needs at the runs' own recent
+pace. Reads the run folders only: it launches, changes and creates nothing."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from hiso.reproduce.search import Search
+from hiso.reproduce.sweep import Run, is_failed, is_finished, read_history, read_summary
+from hiso.reproduce.tables import Cell, Method, Table
+from hiso.run_lock import RunBusy, check_free
+
+# rounds over which a run's pace is measured (its evaluations and any slow-down included)
+RECENT = 50
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One run of a stage: `reached` of `rounds`, its state, and its wall seconds a round over
+    its last RECENT rounds (None: too few rounds to tell)."""
+
+    name: str
+    method: str
+    rounds: int
+    reached: int
+    state: str  # finished, failed, running, stopped, not started
+    pace: float | None
+
+    @property
+    def left(self) -> int:
+        return 0 if self.state in ("finished", "failed") else self.rounds - self.reached
+
+
+def recent_pace(history: list[dict]) -> float | None:
+    """Wall seconds a round between the run's last timed round and the one RECENT rounds before
+    it (or its first timed round after round 0, whose time holds the first evaluation)."""
+    timed = [r for r in history if r["round"] >= 1 and r.get("wall_time") is not None]
+    if len(timed) < 2:
+        return None
+    last = timed[-1]
+    first = next(r for r in timed if r["round"] >= last["round"] - RECENT)
+    if first is last:
+        first = timed[-2]
+    return (last["wall_time"] - first["wall_time"]) / (last["round"] - first["round"])
+
+
+def run_progress(run: Run, rounds: int, out: Path) -> Progress:
+    directory = out / run.name
+    history = read_history(directory)
+    summary = read_summary(directory)
+    if is_finished(summary, rounds):
+        state = "finished"
+    elif is_failed(summary):
+        state = "failed"
+    else:
+        try:
+            check_free(directory)
+            state = "stopped" if history else "not started"
+        except RunBusy:
+            state = "running"
+    reached = history[-1]["round"] if history else 0
+    return Progress(run.name, run.method.name, rounds, reached, state, recent_pace(history))
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 90 else f"{seconds / 3600:.1f} h"
+
+
+def status(
+    table: Table,
+    found: list[tuple[Cell, Method, Search]],
+    out: Path,
+    search_upto: int,
+    jobs: int,
+) -> str:
+    """The table's state under `out`: every search run (the rates the search knows of so far),
+    every final run (or, before a method's rate is chosen, how many it will have), and the time
+    left: each unfinished run's rounds at its own pace, else its method's median pace, else the
+    table's; divided by `jobs` runs at a time."""
+    searched: list[Progress] = []
+    finals: list[Progress] = []
+    unchosen: list[tuple[str, int]] = []
+    open_searches = []
+    for cell, method, search in found:
+        if not method.rate_from and len(search.grid) > 1:
+            for lr in sorted({*search.trials, *search.pending}):
+                for seed in table.search_seeds:
+                    searched.append(run_progress(Run(cell, method, lr, seed), search_upto, out))
+            if not search.complete:
+                open_searches.append(f"{cell.name}/{method.name}".lstrip("/"))
+        if search.chosen is None:
+            unchosen.append((f"{cell.name}/{method.name}".lstrip("/"), len(table.seeds)))
+        else:
+            for seed in table.seeds:
+                finals.append(
+                    run_progress(Run(cell, method, search.chosen, seed), table.rounds, out)
+                )
+    every = searched + finals
+    paces = [p.pace for p in every if p.pace is not None]
+    overall = statistics.median(paces) if paces else None
+
+    def pace_of(method: str) -> float | None:
+        own = [p.pace for p in every if p.method == method and p.pace is not None]
+        return statistics.median(own) if own else overall
+
+    def line(p: Progress) -> str:
+        pace = p.pace if p.pace is not None else pace_of(p.method)
+        own = "" if p.pace is None else f"{p.pace:.1f} s/round"
+        left = f"about {_duration(p.left * pace)} left" if p.left and pace is not None else ""
+        return (
+            f"  {p.name:<34} {p.reached:>5}/{p.rounds:<5} {p.state:<11} {own:>13}  {left}".rstrip()
+        )
+
+    seeds = " ".join(map(str, table.search_seeds))
+    lines = [f"{table.name} under {out}", f"search ({search_upto} rounds, seeds {seeds}):"]
+    lines += [line(p) for p in searched] or ["  no search runs"]
+    if open_searches:
+        lines.append(
+            "  open: " + ", ".join(open_searches) + " (the search may add rates past an edge "
+            "or between rates once these finish)"
+        )
+    lines.append(f"final ({table.rounds} rounds, seeds {' '.join(map(str, table.seeds))}):")
+    lines += [line(p) for p in finals]
+    lines += [f"  {name}: rate not chosen yet, {n} runs to come" for name, n in unchosen]
+    seconds, unknown = 0.0, 0
+    for p in every:
+        pace = p.pace if p.pace is not None else pace_of(p.method)
+        if p.left and pace is None:
+            unknown += 1
+        elif p.left:
+            seconds += p.left * pace  # type: ignore[operator]
+    for name, n in unchosen:
+        pace = pace_of(name.rsplit("/", 1)[-1])
+        if pace is None:
+            unknown += n
+        else:
+            seconds += n * table.rounds * pace
+    done = sum(p.state == "finished" for p in every)
+    summary = f"{done} of {len(every) + sum(n for _, n in unchosen)} runs finished"
+    summary += f"; left: about {_duration(seconds)} of run time"
+    summary += f", {_duration(seconds / jobs)} at {jobs} at a time" if jobs > 1 else ""
+    if unknown:
+        summary += f" and {unknown} runs of no known pace"
+    lines.append(summary + " (not counting rates a search still adds)")
+    return "\n".join(lines)
