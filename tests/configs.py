@@ -25,16 +25,28 @@ DEVICES = (pytest.param(CPU, id="cpu"), pytest.param(CUDA, id="cuda", marks=pyte
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
-def load_script(name: str) -> ModuleType:
-    """scripts/NAME.py as a module, importing the scripts beside it as when run."""
+def scripts_on_path() -> None:
+    """scripts/ first on the import path, as for a script run from there."""
     if str(SCRIPTS) not in sys.path:
         sys.path.insert(0, str(SCRIPTS))
+
+
+def load_script(name: str) -> ModuleType:
+    """scripts/NAME.py as a module, importing the scripts beside it as when run."""
+    scripts_on_path()
     spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses resolve their module by name
     spec.loader.exec_module(module)
     return module
+
+
+def import_script_module(name: str) -> ModuleType:
+    """A module of a package under scripts/ (benchmark.timing: scripts/benchmark/timing.py),
+    imported as the scripts import it, so that it is the one they use."""
+    scripts_on_path()
+    return importlib.import_module(name)
 
 
 def digits_config(*overrides: str) -> Any:

@@ -1,5 +1,6 @@
-"""Smoke tests of scripts/bench.py's pieces on the digits CNN and a tiny random OPT, and of
-scripts/precision.py on a tiny random LLaMA, and of scripts/bench_seed_pool.py."""
+"""Smoke tests of scripts/bench.py and its pieces (scripts/benchmark/) on the digits CNN and a
+tiny random OPT, and of scripts/precision.py on a tiny random LLaMA, and of
+scripts/bench_seed_pool.py."""
 
 from __future__ import annotations
 
@@ -19,8 +20,15 @@ from hiso.tasks.templates import TEMPLATES
 from hiso.tasks.text import LabelWordTask
 
 import lm_fixtures
-from configs import CPU, digits_simulation, load_script
+from configs import CPU, digits_simulation, import_script_module, load_script
 from lm_fixtures import OPT_SPECIAL, make_tokenizer
+
+# scripts/benchmark/'s modules, the ones scripts/bench.py imports
+setting = import_script_module("benchmark.setting")
+timing = import_script_module("benchmark.timing")
+memory = import_script_module("benchmark.memory")
+costs = import_script_module("benchmark.costs")
+report = import_script_module("benchmark.report")
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +36,10 @@ def bench() -> ModuleType:
     return load_script("bench")
 
 
-def test_next_batches_predicts_the_round_without_consuming_it(bench: ModuleType) -> None:
+def test_next_batches_predicts_the_round_without_consuming_it() -> None:
     sim = digits_simulation("federation.clients_per_round=3")
     clients = copy.deepcopy(sim.clients)
-    predicted = bench.next_batches(sim, 0)
+    predicted = timing.next_batches(sim, 0)
     assert [c.cursor for c in sim.clients] == [c.cursor for c in clients]
     sim.run_round(0)
     moved = [c for c, before in zip(sim.clients, clients, strict=True) if c.cursor != before.cursor]
@@ -39,51 +47,51 @@ def test_next_batches_predicts_the_round_without_consuming_it(bench: ModuleType)
     assert drawn == predicted
 
 
-def test_time_rounds_pairs_round_forwards_and_naive(bench: ModuleType) -> None:
+def test_time_rounds_pairs_round_forwards_and_naive() -> None:
     sim = digits_simulation()
-    timing = bench.Timing("cnn", "hiso", 2, "on", "auto")
-    bench.time_rounds(sim, timing, bench.Bench(rounds=2, warmup=1, sampled=(2,)), True, True)
-    assert len(timing.round_s) == len(timing.forwards_s) == len(timing.naive_s) == 2
-    row = bench.timing_rows([timing])[0]
+    measured = timing.Timing("cnn", "hiso", 2, "on", "auto")
+    timing.time_rounds(sim, measured, setting.Bench(rounds=2, warmup=1, sampled=(2,)), True, True)
+    assert len(measured.round_s) == len(measured.forwards_s) == len(measured.naive_s) == 2
+    row = report.timing_rows([measured])[0]
     assert row["round_over_forwards"] > 0 and row["naive_over_round"] > 0
 
 
-def test_naive_round_moves_a_tiny_opt_by_a_small_step(bench: ModuleType) -> None:
+def test_naive_round_moves_a_tiny_opt_by_a_small_step() -> None:
     tokenizer = make_tokenizer(OPT_SPECIAL)
-    shape = {**bench.OPT_TINY_SHAPE, "hidden_size": 16, "word_embed_proj_dim": 16, "ffn_dim": 32}
-    model = bench.opt_shaped_model(shape, tokenizer, seed=0)
-    assert model.get_input_embeddings().weight.shape[0] == bench.OPT_TINY_SHAPE["vocab_size"]
+    shape = {**setting.OPT_TINY_SHAPE, "hidden_size": 16, "word_embed_proj_dim": 16, "ffn_dim": 32}
+    model = setting.opt_shaped_model(shape, tokenizer, seed=0)
+    assert model.get_input_embeddings().weight.shape[0] == setting.OPT_TINY_SHAPE["vocab_size"]
     examples = [{"sentence": f"a fine film number {i}", "label": i % 2} for i in range(8)]
     task = LabelWordTask(TEMPLATES["sst2"], tokenizer, examples, {"test": examples}, 32, 8)
-    cfg = compose_config(["model=opt-125m", "dataset=movie-reviews", *bench.SETTING])
+    cfg = compose_config(["model=opt-125m", "dataset=movie-reviews", *setting.SETTING])
     before = [p.detach().clone() for p in model.parameters()]
-    bench.naive_round(model, task, cfg, [[0, 1, 2], [3, 4, 5]], 0, CPU)
+    timing.naive_round(model, task, cfg, [[0, 1, 2], [3, 4, 5]], 0, CPU)
     change = max(
         float((p.detach() - b).abs().max()) for p, b in zip(model.parameters(), before, strict=True)
     )
     assert 0 < change < 1e-2
 
 
-def test_memory_rows_and_markdown(bench: ModuleType) -> None:
+def test_memory_rows_and_markdown() -> None:
     probes = [
-        bench.probe_memory("cnn", algo, n, quick=True)
+        memory.probe_memory("cnn", algo, n, quick=True)
         for algo in ("decomfl", "hiso")
         for n in (8, 64)
     ]
-    rows = bench.memory_rows(probes, (8, 64))
+    rows = report.memory_rows(probes, (8, 64))
     assert [r["algo"] for r in rows] == ["decomfl", "hiso"]
     assert all(np.isfinite(r["many_over_few"]) for r in rows)
-    timing = bench.Timing("cnn", "decomfl", 2, "on", "auto", [0.2, 0.1], [0.1], [0.4])
+    measured = timing.Timing("cnn", "decomfl", 2, "on", "auto", [0.2, 0.1], [0.1], [0.4])
     result = {
         "command": "python scripts/bench.py --quick",
-        "machine": bench.machine(CPU),
+        "machine": report.machine(CPU),
         "load_before": [0.0, 0.0, 0.0],
         "rounds": "cnn: 1 + 2",
         "clients": (8, 64),
-        "timing": bench.timing_rows([timing]),
+        "timing": report.timing_rows([measured]),
         "memory": rows,
     }
-    text = bench.markdown(result)
+    text = report.markdown(result)
     assert (
         "| cnn | decomfl | 2 | on | auto | 0.150 [0.100, 0.200] | 0.100 | 1.50 | 0.400 | 2.67 |"
         in text
@@ -162,15 +170,15 @@ def test_gpu_check_stops_at_one_line_without_cuda(tmp_path: Path) -> None:
     assert made.startswith("make: *** [Makefile:") and "gpu-check" in made
 
 
-def test_costs_predict_rounds_from_per_parameter_costs(bench: ModuleType) -> None:
-    unit = bench.element_costs(CPU)
+def test_costs_predict_rounds_from_per_parameter_costs() -> None:
+    unit = costs.element_costs(CPU)
     assert 0 < unit["pass_s_per_float"] < 1e-6 and 0 < unit["draw_s_per_float"] < 1e-6
     row = {"perturbations": 5, "parameters": 1000, "dense_parameters": 600, "tokens": 100}
     rows = [
         {**row, "model": "a", "algo": "decomfl", "round_s": 2.0, "forwards_s": 1.2},
         {**row, "model": "b", "algo": "hiso", "round_s": 4.0, "forwards_s": 2.0, "tokens": 150},
     ]
-    found = bench.predict({"draw_s_per_float": 1e-4, "pass_s_per_float": 1e-5}, rows)
+    found = costs.predict({"draw_s_per_float": 1e-4, "pass_s_per_float": 1e-5}, rows)
     per_token = found["unit"]["forward_s_per_token_parameter"]
     assert per_token == pytest.approx(1.2 / (6 * 100 * 600))
     a, b = found["rounds"]
@@ -182,12 +190,12 @@ def test_costs_predict_rounds_from_per_parameter_costs(bench: ModuleType) -> Non
     assert b["rest_s"] == pytest.approx(2.0)
     found |= {
         "command": "python scripts/bench.py --costs",
-        "machine": bench.machine(CPU),
+        "machine": report.machine(CPU),
         "threads": 1,
         "load_before": [0.0, 0.0, 0.0],
         "timed": "1 warm-up + 1 timed rounds each",
     }
-    assert "| b | hiso | 0.0M | 0.0M | 150 | 2.00 | 1.80 |" in bench.costs_markdown(found)
+    assert "| b | hiso | 0.0M | 0.0M | 150 | 2.00 | 1.80 |" in report.costs_markdown(found)
 
 
 def test_seed_pool_bench_prints_a_line_a_round() -> None:

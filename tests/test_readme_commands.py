@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from configs import load_script
+from configs import import_script_module, load_script
 
 readme = load_script("readme_commands")
+readme_blocks = import_script_module("readme_blocks")
 
 FIXTURE = """\
 # A readme
@@ -30,7 +31,7 @@ make run
 
 
 def test_commands_are_read_with_their_lines_continuations_and_reasons() -> None:
-    (block,) = readme.bash_blocks(FIXTURE)
+    (block,) = readme_blocks.bash_blocks(FIXTURE)
     assert [(c.line, c.text, c.skip) for c in block] == [
         (6, "mkdir -p my-conf", None),
         (7, "hiso-run +experiment=digits optim.lrr=1e-3", None),
@@ -38,12 +39,12 @@ def test_commands_are_read_with_their_lines_continuations_and_reasons() -> None:
         (10, "printf '# not a comment\\n' > note.txt", "prints"),
         (11, "make run", None),
     ]
-    assert readme.quoted_make_commands(FIXTURE) == [(3, "make run"), (3, "make nothing")]
+    assert readme_blocks.quoted_make_commands(FIXTURE) == [(3, "make run"), (3, "make nothing")]
 
 
 def test_training_runs_are_shortened_and_the_rest_runs_as_written() -> None:
     def form(text: str, compose: bool = False) -> str | None:
-        return readme.check_form(readme.Command(1, text, None), compose)
+        return readme.check_form(readme_blocks.Command(1, text, None), compose)
 
     short = " ".join(readme.SHORT)
     assert form("hiso-run algo=mezo") == f"hiso-run algo=mezo {short}"
@@ -65,7 +66,7 @@ def test_training_runs_are_shortened_and_the_rest_runs_as_written() -> None:
         "python scripts/reproduce.py digits --rounds 2 --search-rounds 2 dataset."
     )
     assert form("mkdir -p x", compose=True) == "mkdir -p x"
-    skipped = readme.Command(1, "hiso-run model=opt-1.3b", "needs the hub")
+    skipped = readme_blocks.Command(1, "hiso-run model=opt-1.3b", "needs the hub")
     assert readme.check_form(skipped, compose=False) is None
     assert readme.check_form(skipped, compose=True) == "hiso-run model=opt-1.3b --cfg job"
 
@@ -115,7 +116,7 @@ def test_every_docs_page_with_bash_blocks_is_checked() -> None:
     with_blocks = {
         str(page.relative_to(root))
         for page in [root / "README.md", *sorted((root / "docs").glob("*.md"))]
-        if readme.bash_blocks(page.read_text())
+        if readme_blocks.bash_blocks(page.read_text())
     }
     assert with_blocks <= set(readme.PAGES), with_blocks - set(readme.PAGES)
 
@@ -136,7 +137,7 @@ def test_pages_are_checked_together_and_failures_name_the_page(
 
 
 def test_commands_that_differ_only_in_values_share_one_real_run() -> None:
-    (block,) = readme.bash_blocks(
+    (block,) = readme_blocks.bash_blocks(
         "```bash\n"
         "hiso-run algo=hiso optim.lr=1e-5\n"
         "hiso-run algo=hiso optim.lr=2e-5   # another value: the same code path\n"
@@ -160,7 +161,9 @@ def test_commands_that_differ_only_in_values_share_one_real_run() -> None:
 def test_every_readme_command_is_run_or_says_why_not() -> None:
     """In the full check (CI) each command of every page runs, shares an earlier command's run,
     or carries a `# not run:` reason; a command the check would silently leave out fails here."""
-    pages = {page: readme.bash_blocks((readme.ROOT / page).read_text()) for page in readme.PAGES}
+    pages = {
+        page: readme_blocks.bash_blocks((readme.ROOT / page).read_text()) for page in readme.PAGES
+    }
     shared = readme.plan([block for blocks in pages.values() for block in blocks])
     for page, blocks in pages.items():
         for command in (c for block in blocks for c in block):
