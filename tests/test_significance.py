@@ -8,12 +8,13 @@ import statistics
 
 import numpy as np
 import pytest
-from test_reproduce import TWO, record
 
 from hiso.reproduce.aggregate import table_rows
 from hiso.reproduce.report import results_table
 from hiso.reproduce.significance import bootstrap_interval, mcnemar, pooled_mcnemar, verdict
 from hiso.tracking.predictions import encode
+
+from synthetic_runs import TWO, record
 
 
 def pair(b: int, c: int, both: int = 5, neither: int = 3) -> tuple[np.ndarray, np.ndarray]:
