@@ -32,6 +32,15 @@ def checkpoint(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     return lm_fixtures.save_checkpoint(model, tokenizer, directory)
 
 
+# ---- bad input: a test that asks for no_model fails where a model is built ----
+@pytest.fixture
+def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a model was built for a bad input")
+
+    monkeypatch.setattr("hiso.models.build_model", fail)
+
+
 # ---- torch: one intra-op thread; the tiny test models run faster without thread hand-offs ----
 def pytest_configure(config: pytest.Config) -> None:
     import torch

@@ -8,13 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_inputs import no_model, run_main  # noqa: F401  (no_model: a fixture, used below)
 from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel
 
 from hiso.config import compose_config
 from hiso.models.hf_checks import check_checkpoint
 from hiso.schema import ConfigError
 
+from cli_inputs import run_main
 from lm_fixtures import OPT_SPECIAL, checkpoint_tokenizer, save_checkpoint, tiny_llama
 
 # no test here may build a model

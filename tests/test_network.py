@@ -10,10 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_inputs import DIGITS, no_model, run_main  # noqa: F401  (no_model: a fixture, used below)
 
 from hiso.network import check_hub, check_wandb_server, fall_back_offline, unreachable
 from hiso.schema import ConfigError, LoggerConfig, WandbConfig
+
+from cli_inputs import DIGITS, run_main
 
 pytestmark = pytest.mark.usefixtures("no_model")
 ONLINE = LoggerConfig(wandb=WandbConfig(mode="online"))

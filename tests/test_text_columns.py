@@ -7,10 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_inputs import ROWS, TEXT, Case, no_model, run_main, write_files  # noqa: F401
 
 from hiso.config import compose_config
 from hiso.tasks import read_task_data
+
+from cli_inputs import ROWS, TEXT, Case, run_main, write_files
 
 CASES = [
     Case(
@@ -40,7 +41,7 @@ def test_a_column_the_prompt_shows_holds_text(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-    no_model: None,  # noqa: F811
+    no_model: None,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     write_files(tmp_path, case.files)
