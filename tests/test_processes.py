@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import torch
 from test_lm_federation import lm_overrides
-from test_resume import timeless
 
 from hiso import cli
 from hiso.config import compose_config
@@ -26,6 +25,7 @@ from hiso.tracking.checkpoint import Checkpoints
 from hiso.tracking.records import read_jsonl
 
 import lm_fixtures
+from resume_runs import timeless
 
 ACCELERATE = shutil.which("accelerate", path=str(Path(sys.executable).parent))
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 from test_cli import hiso_run
-from test_resume import start
 
 from hiso.run_lock import LOCK_FILE, RunBusy, RunLock
+
+from resume_runs import start
 
 QUICK = ("+experiment=digits", "federation.rounds=3", "federation.eval_every=3", "logger=none")
 

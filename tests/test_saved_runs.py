@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from test_cli import hiso_run
-from test_resume import DIGITS, assert_same_run, reference
 
 from hiso.cli import run
 from hiso.config import compose_config
 from hiso.resume import prepare
 from hiso.tracking.checkpoint import Checkpoints, read_checkpoint, write_checkpoint
+
+from resume_runs import DIGITS, assert_same_run, reference
 
 
 def test_a_checkpoint_from_before_the_wandb_group_resumes_exactly(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """Signals outside the round loop, with the real `hiso-run`: a SIGINT or SIGTERM during the pre-run
 checks ends the command with 130/143 and one line, no traceback. (Signals during the rounds,
-SIGHUP included, are tested with exact resume in test_resume.py.)"""
+SIGHUP included, are tested with exact resume in test_resume_cli.py.)"""
 
 from __future__ import annotations
 

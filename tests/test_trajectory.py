@@ -13,16 +13,6 @@ import pytest
 import torch
 from test_cli import hiso_run
 from test_lm_federation import lm_simulation
-from test_resume import (
-    DIGITS,
-    WAIT_S,
-    assert_same_run,
-    assert_same_state,
-    last_round,
-    reference,
-    start,
-    timeless,
-)
 
 from hiso.federation.simulator import Simulation
 from hiso.models import build_model
@@ -34,6 +24,16 @@ from hiso.tracking.trajectory import TrajectoryWriter, read_trajectory
 
 import lm_fixtures
 from configs import CPU, DEVICES, digits_config, digits_simulation
+from resume_runs import (
+    DIGITS,
+    WAIT_S,
+    assert_same_run,
+    assert_same_state,
+    last_round,
+    reference,
+    start,
+    timeless,
+)
 
 
 def recorded(simulation: Simulation, stop_at: int | None = None) -> tuple[list[bytes], list[dict]]:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 from test_cli import HISO_RUN
-from test_resume import start, timeless
 
 from hiso.cli import run
 from hiso.config import compose_config
@@ -27,6 +26,8 @@ from hiso.schema import LoggerConfig
 from hiso.tracking.records import read_jsonl
 from hiso.tracking.tracker import Tracker
 from hiso.tracking.unwritten import EXIT_CODE, OutputError
+
+from resume_runs import start, timeless
 
 RUN = (
     "+experiment=digits",
