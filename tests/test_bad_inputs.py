@@ -11,11 +11,6 @@ import pytest
 
 from cli_inputs import DIGITS, ROWS, TEXT, Case, run_main, write_files
 
-
-def text(*args: str, files: dict[str, str | bytes] | None = None) -> dict:
-    return {"args": (*TEXT, *args), "files": files or {}}
-
-
 CASES = [
     # types
     Case("type-float", (*DIGITS, "optim.lr=fast"), ("optim.lr=fast", "Float")),
