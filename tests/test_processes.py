@@ -25,7 +25,7 @@ from hiso.tracking.checkpoint import Checkpoints
 from hiso.tracking.records import read_jsonl
 
 import lm_fixtures
-from resume_runs import timeless
+from resume_runs import assert_same_state, timeless
 
 ACCELERATE = shutil.which("accelerate", path=str(Path(sys.executable).parent))
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,21 +74,6 @@ def final_state(run_dir: Path) -> dict[str, Any]:
     return state
 
 
-def assert_same(a: Any, b: Any, where: str = "state") -> None:
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            assert_same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
-
-
 def the_run_dir(cwd: Path) -> Path:
     """The one run directory Hydra made under cwd/outputs (the main process's: the other
     process makes none)."""
@@ -108,7 +93,7 @@ def assert_two_processes_match_one(overrides: list[str], tmp_path: Path) -> None
     rows = read_jsonl(two / "metrics.jsonl")
     assert rows[-1]["round"] == compose_config(overrides).federation.rounds
     assert timeless(rows) == timeless(read_jsonl(one / "metrics.jsonl"))
-    assert_same(final_state(two), final_state(one))
+    assert_same_state(final_state(two), final_state(one))
     summaries = [json.loads((d / "summary.json").read_text()) for d in (one, two)]
     assert timeless(summaries[:1]) == timeless(summaries[1:])
 
