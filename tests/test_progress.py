@@ -3,6 +3,7 @@ folders (a smoke search through `hiso-run -m`), without launching or writing any
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -86,6 +87,12 @@ def test_status_of_a_searched_table_reads_its_runs_and_changes_nothing(tmp_path:
         finals[0]: "running",
         **{name: "not started" for name in finals[1:]},
     }
+    for name in searched:  # each run's best validation accuracy and its first round
+        history = [json.loads(line) for line in (out / name / "metrics.jsonl").open()]
+        scored = [(r["val_accuracy"], r["round"]) for r in history if "val_accuracy" in r]
+        best = max(scored, key=lambda vr: (vr[0], -vr[1]))
+        shown = f"best val. {100 * best[0]:.1f}% (round {best[1]})"
+        assert shown in next(line for line in after.stdout.splitlines() if f" {name} " in line)
     assert f"{len(searched) - 1} of {len(searched) + 4} runs finished" in after.stdout
     assert "at 2 at a time" in after.stdout and "no known pace" not in after.stdout
     assert listing(out) == files  # read only (the lock file came and went with this test)

@@ -1,6 +1,7 @@
 """How far a table's runs are (`reproduce.py TABLE --stage status`): each run's rounds against its
-stage's, whether a process writes it now, and the wall time the rest needs at the runs' own recent
-pace. Reads the run folders only: it launches, changes and creates nothing."""
+stage's, whether a process writes it now, its best validation accuracy so far, and the wall time
+the rest needs at the runs' own recent pace. Reads the run folders only: it launches, changes and
+creates nothing."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ RECENT = 50
 
 @dataclass(frozen=True)
 class Progress:
-    """One run of a stage: `reached` of `rounds`, its state, and its wall seconds a round over
-    its last RECENT rounds (None: too few rounds to tell)."""
+    """One run of a stage: `reached` of `rounds`, its state, its wall seconds a round over its
+    last RECENT rounds (None: too few rounds to tell), and its best validation accuracy so far
+    with its round (None: none scored)."""
 
     name: str
     method: str
@@ -28,6 +30,7 @@ class Progress:
     reached: int
     state: str  # finished, failed, running, stopped, not started
     pace: float | None
+    best: tuple[float, int] | None
 
     @property
     def left(self) -> int:
@@ -62,7 +65,19 @@ def run_progress(run: Run, rounds: int, out: Path) -> Progress:
         except RunBusy:
             state = "running"
     reached = history[-1]["round"] if history else 0
-    return Progress(run.name, run.method.name, rounds, reached, state, recent_pace(history))
+    scored = [
+        (r["val_accuracy"], -r["round"]) for r in history if r.get("val_accuracy") is not None
+    ]
+    best = max(scored, default=None)
+    return Progress(
+        run.name,
+        run.method.name,
+        rounds,
+        reached,
+        state,
+        recent_pace(history),
+        None if best is None else (best[0], -best[1]),
+    )
 
 
 def _duration(seconds: float) -> str:
@@ -111,9 +126,9 @@ def status(
         pace = p.pace if p.pace is not None else pace_of(p.method)
         own = "" if p.pace is None else f"{p.pace:.1f} s/round"
         left = f"about {_duration(p.left * pace)} left" if p.left and pace is not None else ""
-        return (
-            f"  {p.name:<34} {p.reached:>5}/{p.rounds:<5} {p.state:<11} {own:>13}  {left}".rstrip()
-        )
+        best = "" if p.best is None else f"best val. {100 * p.best[0]:.1f}% (round {p.best[1]})"
+        text = f"  {p.name:<34} {p.reached:>5}/{p.rounds:<5} {p.state:<11} {own:>13}  {best:<28}"
+        return f"{text} {left}".rstrip()
 
     seeds = " ".join(map(str, table.search_seeds))
     lines = [f"{table.name} under {out}", f"search ({search_upto} rounds, seeds {seeds}):"]
