@@ -16,7 +16,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from hiso.schema import LoggerConfig, WandbConfig
-from hiso.tracking.records import human_bytes, read_jsonl, summarize
+from hiso.tracking.records import human_bytes, human_duration, read_jsonl, summarize
 from hiso.tracking.tracker import WANDB_ID, Tracker
 from hiso.tracking.wandb_reader import (
     read_records,
@@ -300,6 +300,17 @@ def test_human_bytes() -> None:
         "1.5 KiB",
         "20 MiB",
         "3 GiB",
+    ]
+
+
+def test_human_duration() -> None:
+    assert [human_duration(s) for s in (None, 42.0, 420.0, 3570.0, 7500.0, 86400.0)] == [
+        "-",
+        "42.0 s",
+        "7 min",
+        "1h 00m",
+        "2h 05m",
+        "24h 00m",
     ]
 
 

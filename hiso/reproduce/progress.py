@@ -13,6 +13,7 @@ from hiso.reproduce.search import Search
 from hiso.reproduce.sweep import Run, is_failed, is_finished, read_history, read_summary
 from hiso.reproduce.tables import Cell, Method, Table
 from hiso.run_lock import RunBusy, check_free
+from hiso.tracking.records import human_duration
 
 # rounds over which a run's pace is measured (its evaluations and any slow-down included)
 RECENT = 50
@@ -80,11 +81,6 @@ def run_progress(run: Run, rounds: int, out: Path) -> Progress:
     )
 
 
-def _duration(seconds: float) -> str:
-    minutes = round(seconds / 60)
-    return f"{minutes} min" if minutes < 90 else f"{seconds / 3600:.1f} h"
-
-
 def status(
     table: Table,
     found: list[tuple[Cell, Method, Search]],
@@ -98,7 +94,7 @@ def status(
     table's; divided by `jobs` runs at a time."""
     searched: list[Progress] = []
     finals: list[Progress] = []
-    unchosen: list[tuple[str, int]] = []
+    unchosen: list[tuple[str, str]] = []  # (cell/method, method) without a chosen rate yet
     open_searches = []
     for cell, method, search in found:
         if not method.rate_from and len(search.grid) > 1:
@@ -108,7 +104,7 @@ def status(
             if not search.complete:
                 open_searches.append(f"{cell.name}/{method.name}".lstrip("/"))
         if search.chosen is None:
-            unchosen.append((f"{cell.name}/{method.name}".lstrip("/"), len(table.seeds)))
+            unchosen.append((f"{cell.name}/{method.name}".lstrip("/"), method.name))
         else:
             for seed in table.seeds:
                 finals.append(
@@ -118,14 +114,17 @@ def status(
     paces = [p.pace for p in every if p.pace is not None]
     overall = statistics.median(paces) if paces else None
 
-    def pace_of(method: str) -> float | None:
-        own = [p.pace for p in every if p.method == method and p.pace is not None]
-        return statistics.median(own) if own else overall
+    def pace_of(method: str, own: float | None = None) -> float | None:
+        """A run's own pace, else its method's median, else the table's."""
+        if own is not None:
+            return own
+        paced = [p.pace for p in every if p.method == method and p.pace is not None]
+        return statistics.median(paced) if paced else overall
 
     def line(p: Progress) -> str:
-        pace = p.pace if p.pace is not None else pace_of(p.method)
+        pace = pace_of(p.method, p.pace)
         own = "" if p.pace is None else f"{p.pace:.1f} s/round"
-        left = f"about {_duration(p.left * pace)} left" if p.left and pace is not None else ""
+        left = f"about {human_duration(p.left * pace)} left" if p.left and pace else ""
         best = "" if p.best is None else f"best val. {100 * p.best[0]:.1f}% (round {p.best[1]})"
         text = f"  {p.name:<34} {p.reached:>5}/{p.rounds:<5} {p.state:<11} {own:>13}  {best:<28}"
         return f"{text} {left}".rstrip()
@@ -140,24 +139,17 @@ def status(
         )
     lines.append(f"final ({table.rounds} rounds, seeds {' '.join(map(str, table.seeds))}):")
     lines += [line(p) for p in finals]
-    lines += [f"  {name}: rate not chosen yet, {n} runs to come" for name, n in unchosen]
-    seconds, unknown = 0.0, 0
-    for p in every:
-        pace = p.pace if p.pace is not None else pace_of(p.method)
-        if p.left and pace is None:
-            unknown += 1
-        elif p.left:
-            seconds += p.left * pace  # type: ignore[operator]
-    for name, n in unchosen:
-        pace = pace_of(name.rsplit("/", 1)[-1])
-        if pace is None:
-            unknown += n
-        else:
-            seconds += n * table.rounds * pace
+    n = len(table.seeds)
+    lines += [f"  {name}: rate not chosen yet, {n} runs to come" for name, _ in unchosen]
+    # (rounds left, pace) of every unfinished run, those of unchosen rates included
+    work = [(p.left, pace_of(p.method, p.pace)) for p in every if p.left]
+    work += [(table.rounds, pace_of(method)) for _, method in unchosen for _ in range(n)]
+    seconds = sum(left * pace for left, pace in work if pace is not None)
+    unknown = sum(pace is None for _, pace in work)
     done = sum(p.state == "finished" for p in every)
-    summary = f"{done} of {len(every) + sum(n for _, n in unchosen)} runs finished"
-    summary += f"; left: about {_duration(seconds)} of run time"
-    summary += f", {_duration(seconds / jobs)} at {jobs} at a time" if jobs > 1 else ""
+    summary = f"{done} of {len(every) + n * len(unchosen)} runs finished"
+    summary += f"; left: about {human_duration(seconds)} of run time"
+    summary += f", {human_duration(seconds / jobs)} at {jobs} at a time" if jobs > 1 else ""
     if unknown:
         summary += f" and {unknown} runs of no known pace"
     lines.append(summary + " (not counting rates a search still adds)")

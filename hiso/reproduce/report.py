@@ -18,6 +18,7 @@ from hiso.reproduce.significance import BOOTSTRAP_SEED, RESAMPLES, verdict
 from hiso.reproduce.tables import Table
 from hiso.tracking.curves import BYTES
 from hiso.tracking.plots import plot_bands
+from hiso.tracking.records import human_duration
 
 # per-round keys kept in each run's curve in TABLE.json
 CURVE_KEYS = (VAL, "test_accuracy", *BYTES.values(), *curvature.KEYS, "effective_lr")
@@ -52,15 +53,6 @@ def _percent(stats: dict[str, Any]) -> str:
         return "-"
     text = f"{100 * stats['mean']:.2f}"
     return text if stats["std"] is None else f"{text} ± {100 * stats['std']:.2f}"
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes = round(seconds / 60)
-    return f"{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"{minutes} min"
 
 
 def _count(value: float | None) -> str:
@@ -118,7 +110,7 @@ def results_table(table: Table, rows: list[dict[str, Any]]) -> str:
             f"| {_rounds(row)} | {speedup} | {_paper(row['paper']['rounds'])} "
             f"| {_count(b['measured'])} / {_count(b['paper_hiso'])} / {_count(b['paper_decomfl'])} "
             f"| {_fixed(row['seconds_per_round']['mean'])} "
-            f"| {_duration(row['total_seconds']['mean'])} |"
+            f"| {human_duration(row['total_seconds']['mean'])} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -156,7 +148,7 @@ def markdown(
         "rounds to the reference's best validation accuracy are read off the mean validation "
         "curves (per seed: against the same seed's reference). Bytes: the wire's measured "
         "total over all clients, and one client's bytes in the HiSo (8KP per round) and DeComFL "
-        f"(12KP) papers' conventions. Run time of all runs found: {_duration(total)} "
+        f"(12KP) papers' conventions. Run time of all runs found: {human_duration(total)} "
         f"({', '.join(f'{name}: {n} runs' for name, n in sorted(devices.items()))}).\n",
     ]
     for cell in cells:

@@ -34,6 +34,16 @@ def read_jsonl(path: Path) -> list[dict]:
     return records
 
 
+def human_duration(seconds: float | None) -> str:
+    """Format a duration: 42.0 s, 7 min, 2h 05m ("-" for None)."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"{minutes} min"
+
+
 def human_bytes(count: float) -> str:
     """Format a byte count with binary units: 512 B, 1.5 KiB, 20 MiB."""
     value = float(count)
