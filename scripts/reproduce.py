@@ -294,8 +294,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def only_methods(table: Table, names: list[str], stage: str = "all") -> Table:
-    """The table with only the named methods (and any method a kept one takes its rate from);
-    with its reference too where the stage writes the table, whose speed-ups are against it
+    """The table with only the named methods (and any method a kept one takes its rate from,
+    whose search is the kept one's, and whose finals the final stage leaves out); with its
+    reference too where the stage writes the table, whose speed-ups are against it
     (`--stage search`/`final` only run jobs, e.g. one method's beside another's on one machine)."""
     known = {method.name for method in table.methods}
     unknown = [name for name in names if name not in known]
@@ -369,7 +370,7 @@ def reproduce(argv: list[str]) -> None:
         run_search(table, cells, out, search_upto, launcher)
     if args.stage in ("all", "final"):
         chosen = chosen_rates(table, cells, out, search_upto)
-        runs = final_runs(table, cells, chosen)
+        runs = final_runs(table, cells, chosen, args.methods or ())
         code = launch("final", table, runs, table.rounds, out, launcher)
         if code:
             raise SystemExit(f"reproduce: the final sweep exited with {code}; rerun to go on")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hiso.reproduce.sweep import search_runs
+from hiso.reproduce.sweep import final_runs, search_runs
 from hiso.reproduce.tables import TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -272,5 +272,12 @@ def test_methods_narrow_a_table_and_keep_what_it_needs() -> None:
     derived = next(m for m in digits.methods if m.rate_from)
     kept = {m.name for m in script.only_methods(digits, [derived.name]).methods}
     assert kept == {"decomfl", derived.name, derived.rate_from}
+    # its source's rate is read for it, but only the named method's finals run
+    final = script.only_methods(digits, [derived.name], "final")
+    assert {m.name for m in final.methods} == {derived.name, derived.rate_from}
+    chosen = {f"/{m.name}": 1e-3 for m in final.methods}
+    runs = final_runs(final, final.cells, chosen, [derived.name])
+    assert runs and {run.method.name for run in runs} == {derived.name}
+    assert len(final_runs(final, final.cells, chosen)) == 2 * len(runs)
     with pytest.raises(SystemExit, match="--methods hisoo: not methods of digits"):
         script.only_methods(digits, ["hisoo"])

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,12 +115,21 @@ def rates_on_disk(out: Path, cell: Cell, method: Method) -> list[float]:
     return sorted(found)
 
 
-def final_runs(table: Table, cells: tuple[Cell, ...], chosen: dict[str, float]) -> list[Run]:
-    """Every seed at the chosen learning rate (`chosen` keys: "<cell>/<method>")."""
+def final_runs(
+    table: Table,
+    cells: tuple[Cell, ...],
+    chosen: dict[str, float],
+    only: Collection[str] = (),
+) -> list[Run]:
+    """Every seed at the chosen learning rate (`chosen` keys: "<cell>/<method>"), of the methods
+    named in `only` where it names any: a method kept only because a named one takes its rate
+    from it has its rate read, not its finals run (they may be running beside, in another
+    invocation)."""
     return [
         Run(cell, method, chosen[f"{cell.name}/{method.name}"], seed)
         for cell in cells
         for method in table.cell_methods(cell)
+        if not only or method.name in only
         for seed in table.seeds
     ]
 
