@@ -205,7 +205,7 @@ def test_a_rate_from_another_methods_search_is_its_mean_effective_rate() -> None
         ),
     )
     hiso_best = record("hiso", 1.0, 0, {0: 0.5, 25: 0.7, 50: 0.8, 75: 0.9})
-    for row, value in zip(hiso_best.history[::25], (0.3, 0.2, 0.1, 9.0), strict=True):
+    for row, value in zip(hiso_best.history[::25], (0.9, 0.1, 0.1, 9.0), strict=True):
         row["effective_lr"] = value  # the round-75 value lies past the search rounds
     records = [record("decomfl", lr, 0, {0: 0.5, 50: 0.6}) for lr in (1.0, 2.0)]
     records += [hiso_best]
@@ -219,10 +219,13 @@ def test_a_rate_from_another_methods_search_is_its_mean_effective_rate() -> None
     }
     derived = rows["decomfl-hiso-rate"]
     assert rows["hiso"]["chosen_lr"] == 1.0
-    assert derived["chosen_lr"] == 0.2  # mean of 0.3, 0.2, 0.1
+    # over rounds 0-50: (0.9 + 0.1) / 2 for 25 rounds, then 0.1 for 25 (the mean of the three
+    # evaluations, 0.37, would count round 0's value, H = 1, as a third of the run)
+    assert derived["chosen_lr"] == 0.3
     assert derived["search_log"] == [
-        "rate 0.2: the mean effective rate of hiso at its chosen 1.0 over 3 evaluations of its "
-        "search runs (seeds 0, rounds <= 50)"
+        "rate 0.3: the mean effective rate of hiso at its chosen 1.0 over the rounds of its "
+        "search runs (seeds 0, rounds <= 50; 3 evaluations, each stretch between two weighted "
+        "by its rounds)"
     ]
     assert derived["lrs_tried"] == {} and derived["bracketed"] is None
 

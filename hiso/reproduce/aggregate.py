@@ -9,6 +9,7 @@ reference's best are read off the mean validation curves over seeds.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Sequence
@@ -134,26 +135,43 @@ def derived_search(
     upto: int,
 ) -> Search:
     """The one rate of a method whose rate comes from another's (`Method.rate_from`): the mean
-    over the source's search runs at its chosen rate (the search seeds, rounds <= upto) of the
-    effective rate logged at every evaluation (lr * mean(1/H) for HiSo), 2 significant digits.
-    No rate (nothing chosen) until the source's search is complete and logged one."""
+    over rounds 0..upto of the effective rate (lr * mean(1/H) for HiSo) of the source's search
+    runs at its chosen rate (the search seeds), each run's logged at its evaluations and weighted
+    by the rounds each stands for (the trapezoid rule between evaluations: the value at round 0,
+    H = 1 before any step, stands for the first rounds alone, not for one evaluation's share),
+    averaged over the runs, 2 significant digits. No rate (nothing chosen) until the source's
+    search is complete and logged one."""
     lr = source.chosen
-    values = [
-        float(row["effective_lr"])
+    paths = [
+        [
+            (row["round"], float(row["effective_lr"]))
+            for row in run.history
+            if row["round"] <= upto and is_number(row.get("effective_lr"))
+        ]
         for run in source_runs
         if run.lr == lr and run.seed in search_seeds
-        for row in run.history
-        if row["round"] <= upto and is_number(row.get("effective_lr"))
     ]
-    if lr is None or not values:
+    paths = [path for path in paths if path]
+    if lr is None or not paths:
         return Search((), {}, [], [])
-    rate = nice(statistics.fmean(values))
+    rate = nice(statistics.fmean(round_mean(path) for path in paths))
+    evaluations = sum(len(path) for path in paths)
     why = (
         f"rate {rate!r}: the mean effective rate of {method.rate_from} at its chosen {lr!r} over "
-        f"{len(values)} evaluations of its search runs (seeds "
-        f"{', '.join(map(str, search_seeds))}, rounds <= {upto})"
+        f"the rounds of its search runs (seeds {', '.join(map(str, search_seeds))}, rounds <= "
+        f"{upto}; {evaluations} evaluations, each stretch between two weighted by its rounds)"
     )
     return Search((rate,), {}, [], [why])
+
+
+def round_mean(path: Sequence[tuple[int, float]]) -> float:
+    """The mean over rounds of a value logged at some rounds, (round, value) in order of
+    round: the trapezoid rule between consecutive rounds; points at one round alone, their mean."""
+    span = path[-1][0] - path[0][0]
+    if span == 0:
+        return statistics.fmean(value for _, value in path)
+    area = sum((r1 - r0) * (v0 + v1) / 2 for (r0, v0), (r1, v1) in itertools.pairwise(path))
+    return area / span
 
 
 def cell_searches(

@@ -20,8 +20,9 @@ from hiso.reproduce.search import MAX_EXTENSIONS
 class Method:
     """One column of a table: an algo group, its learning-rate grid and any overrides of its own
     (dotted `key=value`, e.g. "algo.num_perturbations=10"). With `rate_from` (another method's
-    name) and no grid, the rate is that method's mean effective rate in its search runs at its
-    chosen rate (hiso/reproduce/aggregate.py: derived_search), fixed before any final run."""
+    name) and no grid, the rate is that method's mean effective rate over the rounds of its
+    search runs at its chosen rate (hiso/reproduce/aggregate.py: derived_search), fixed before
+    any final run."""
 
     name: str
     algo: str
