@@ -1,0 +1,36 @@
+#!/bin/bash
+# The movie study's rerun in two lanes, one run each at a time, so that both cores stay busy
+# across stage boundaries (where a stage's last run alone would leave one idle):
+#
+#   setsid bash lanes.sh a > lane-a.log 2>&1 &
+#   setsid bash lanes.sh b [PID] > lane-b.log 2>&1 &     # after process PID exits, when given
+#
+# Lane a: DeComFL's finals, FedKSeed's search and finals, DeComFL at HiSo's rate (whose rate is
+# read from HiSo's search; its finals only are run). Lane b: HiSo's search (two runs at a time
+# while it lasts), HiSo's finals, the global-H ablation, FedKSeed-Pro. Each command continues
+# where it stopped (finished runs are skipped, stopped ones resume=auto from their checkpoint).
+# CODE is the checkout whose code runs (a pinned worktree, so that edits elsewhere never reach a
+# run that starts mid-edit), OUT the runs' folder, PY the environment's python.
+set -x
+# setsid gives this script its own scheduling autogroup, in which nice alone does nothing
+echo 19 > /proc/self/autogroup
+if [ -n "$2" ]; then while kill -0 "$2" 2>/dev/null; do sleep 30; done; fi
+CODE=${CODE:-/work/runs/code} OUT=${OUT:-/work/runs/movie-study} PY=${PY:-/work/main/.venv/bin/python}
+cd "$CODE" || exit 1
+export OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 PYTHONPATH=$CODE
+R="nice -n 19 $PY scripts/reproduce.py movie-study --out $OUT"
+case "$1" in
+a)
+  $R --methods decomfl --stage final &&
+  $R --methods fedkseed --stage search &&
+  $R --methods fedkseed --stage final &&
+  $R --methods decomfl-hiso-rate --stage final ;;
+b)
+  $R --jobs 2 --methods hiso --stage search &&
+  $R --methods hiso --stage final &&
+  $R --methods hiso-global --stage search &&
+  $R --methods hiso-global --stage final &&
+  $R --methods fedkseed-pro --stage search &&
+  $R --methods fedkseed-pro --stage final ;;
+*) echo "usage: lanes.sh a|b [PID]" >&2; exit 2 ;;
+esac
