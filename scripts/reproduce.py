@@ -354,11 +354,8 @@ def reproduce(argv: list[str]) -> None:
         return
     search_upto = table.search_rounds or table.rounds
     if args.stage == "status":
-        print(
-            status(
-                table, searches(table, cells, out, search_upto), out, search_upto, args.jobs or 1
-            )
-        )
+        found = searches(table, cells, out, search_upto)
+        print(status(table, found, out, search_upto, args.jobs or 1, args.methods or ()))
         return
     if out.exists() and not out.is_dir():
         raise SetupError(f"--out {out}: a folder for the table's runs, and it is a file")

@@ -96,3 +96,22 @@ def test_status_of_a_searched_table_reads_its_runs_and_changes_nothing(tmp_path:
     assert f"{len(searched) - 1} of {len(searched) + 4} runs finished" in after.stdout
     assert "at 2 at a time" in after.stdout and "no known pace" not in after.stdout
     assert listing(out) == files  # read only (the lock file came and went with this test)
+
+
+def test_status_of_a_rate_taken_from_another_shows_that_search_and_its_own_finals(
+    tmp_path: Path,
+) -> None:
+    """`--methods decomfl-hiso-rate`: HiSo's search runs (its rate comes from them), and the
+    finals of DeComFL at HiSo's rate alone, as the final stage would run them."""
+    out = tmp_path / "out"
+    command = [sys.executable, str(ROOT / "scripts" / "reproduce.py"), "digits", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    shown = subprocess.run(
+        [*command, "--stage", "status", "--methods", "decomfl-hiso-rate"],
+        env=env, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    searched = {name for name in states(shown) if name.startswith("hiso-")}
+    assert searched and all(name.rsplit("-", 1)[1] in ("s0", "s1") for name in searched)
+    assert "decomfl-hiso-rate: rate not chosen yet, 3 runs to come" in shown
+    assert "  hiso: rate not chosen yet" not in shown
+    assert not out.exists()

@@ -6,6 +6,7 @@ creates nothing."""
 from __future__ import annotations
 
 import statistics
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,11 +88,14 @@ def status(
     out: Path,
     search_upto: int,
     jobs: int,
+    only: Collection[str] = (),
 ) -> str:
     """The table's state under `out`: every search run (the rates the search knows of so far),
-    every final run (or, before a method's rate is chosen, how many it will have), and the time
-    left: each unfinished run's rounds at its own pace, else its method's median pace, else the
-    table's; divided by `jobs` runs at a time."""
+    every final run (or, before a method's rate is chosen, how many it will have) of the methods
+    named in `only` where it names any (a method kept for the rate a named one takes from it
+    shows its search, not its finals: what the final stage would run), and the time left: each
+    unfinished run's rounds at its own pace, else its method's median pace, else the table's;
+    divided by `jobs` runs at a time."""
     searched: list[Progress] = []
     finals: list[Progress] = []
     unchosen: list[tuple[str, str]] = []  # (cell/method, method) without a chosen rate yet
@@ -103,6 +107,8 @@ def status(
                     searched.append(run_progress(Run(cell, method, lr, seed), search_upto, out))
             if not search.complete:
                 open_searches.append(f"{cell.name}/{method.name}".lstrip("/"))
+        if only and method.name not in only:
+            continue
         if search.chosen is None:
             unchosen.append((f"{cell.name}/{method.name}".lstrip("/"), method.name))
         else:
