@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hiso.reproduce.progress import RECENT, recent_pace
+from hiso.reproduce.progress import RECENT, Progress, expected_pace, recent_pace
 from hiso.run_lock import RunLock
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +41,23 @@ def test_pace_is_measured_over_the_last_rounds_by_hand() -> None:
     assert recent_pace(history) == 2.0  # the slow rounds 1-40 lie before the last RECENT
     assert recent_pace(history[:31]) == 10.0  # round 0's evaluation is never a round's time
     assert recent_pace(history[:2]) is None
+
+
+def test_a_run_without_a_pace_is_expected_at_the_pace_of_the_runs_going_now() -> None:
+    """Runs finished under a heavier load (36 s a round) do not set the pace of the runs to
+    come while others go now (14 s): the present load decides, of the same method first."""
+
+    def run(method: str, state: str, pace: float | None) -> Progress:
+        return Progress(f"{method}-{state}", method, 500, 0, state, pace, None)
+
+    before = [run("decomfl", "finished", 36.0), run("hiso", "finished", 30.0)]
+    now = [run("decomfl", "running", 14.0), run("hiso", "running", None)]
+    assert expected_pace("hiso", before + now) == 14.0  # no hiso pace now: any method's
+    assert expected_pace("decomfl", [*before, *now, run("decomfl", "running", 16.0)]) == 15.0
+    assert expected_pace("hiso", [*before, *now, run("hiso", "running", 20.0)]) == 20.0
+    assert expected_pace("hiso", before) == 30.0  # nothing going: its method's, then the table's
+    assert expected_pace("fedkseed", before) == 33.0
+    assert expected_pace("hiso", now[1:]) is None
 
 
 def states(text: str) -> dict[str, str]:

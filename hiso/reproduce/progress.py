@@ -6,7 +6,7 @@ creates nothing."""
 from __future__ import annotations
 
 import statistics
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +52,21 @@ def recent_pace(history: list[dict]) -> float | None:
     return (last["wall_time"] - first["wall_time"]) / (last["round"] - first["round"])
 
 
+def expected_pace(method: str, every: Sequence[Progress]) -> float | None:
+    """The pace of a run of `method` that has none of its own yet: the median over the runs going
+    now (the machine's present load) of its method, else of any method; else over every run of
+    its method, else of the table (a finished run's pace is the load it ran under)."""
+    running = [p for p in every if p.state == "running"]
+    for pool in (running, every):
+        for paced in (
+            [p.pace for p in pool if p.method == method and p.pace is not None],
+            [p.pace for p in pool if p.pace is not None],
+        ):
+            if paced:
+                return statistics.median(paced)
+    return None
+
+
 def run_progress(run: Run, rounds: int, out: Path) -> Progress:
     directory = out / run.name
     history = read_history(directory)
@@ -94,8 +109,8 @@ def status(
     every final run (or, before a method's rate is chosen, how many it will have) of the methods
     named in `only` where it names any (a method kept for the rate a named one takes from it
     shows its search, not its finals: what the final stage would run), and the time left: each
-    unfinished run's rounds at its own pace, else its method's median pace, else the table's;
-    divided by `jobs` runs at a time."""
+    unfinished run's rounds at its own pace, else at `expected_pace`; divided by `jobs` runs at a
+    time."""
     searched: list[Progress] = []
     finals: list[Progress] = []
     unchosen: list[tuple[str, str]] = []  # (cell/method, method) without a chosen rate yet
@@ -117,15 +132,9 @@ def status(
                     run_progress(Run(cell, method, search.chosen, seed), table.rounds, out)
                 )
     every = searched + finals
-    paces = [p.pace for p in every if p.pace is not None]
-    overall = statistics.median(paces) if paces else None
 
     def pace_of(method: str, own: float | None = None) -> float | None:
-        """A run's own pace, else its method's median, else the table's."""
-        if own is not None:
-            return own
-        paced = [p.pace for p in every if p.method == method and p.pace is not None]
-        return statistics.median(paced) if paced else overall
+        return own if own is not None else expected_pace(method, every)
 
     def line(p: Progress) -> str:
         pace = pace_of(p.method, p.pace)
