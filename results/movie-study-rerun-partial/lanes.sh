@@ -9,6 +9,10 @@
 # read from HiSo's search; its finals only are run). Lane b: HiSo's search (two runs at a time
 # while it lasts), HiSo's finals, the global-H ablation, FedKSeed-Pro. Each command continues
 # where it stopped (finished runs are skipped, stopped ones resume=auto from their checkpoint).
+# A run whose committed records (search/, finals/, and running/: an unfinished run's trajectory
+# and metrics, committed at a session's stop) are here but not in OUT is copied into OUT first,
+# so that on a fresh machine the rerun continues from them (an unfinished one replays its
+# trajectory from the starting model) instead of starting again.
 # CODE is the checkout whose code runs (a pinned worktree, so that edits elsewhere never reach a
 # run that starts mid-edit), OUT the runs' folder, PY the environment's python.
 set -x
@@ -16,6 +20,11 @@ set -x
 echo 19 > /proc/self/autogroup
 if [ -n "$2" ]; then while kill -0 "$2" 2>/dev/null; do sleep 30; done; fi
 CODE=${CODE:-/work/runs/code} OUT=${OUT:-/work/runs/movie-study} PY=${PY:-/work/main/.venv/bin/python}
+HERE=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$OUT"
+for run in "$HERE"/search/* "$HERE"/finals/* "$HERE"/running/*; do
+  if [ -d "$run" ] && [ ! -e "$OUT/$(basename "$run")" ]; then cp -a "$run" "$OUT/"; fi
+done
 cd "$CODE" || exit 1
 export OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 PYTHONPATH=$CODE
 R="nice -n 19 $PY scripts/reproduce.py movie-study --out $OUT"
