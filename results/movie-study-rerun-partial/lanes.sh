@@ -4,6 +4,7 @@
 #
 #   setsid bash lanes.sh a > lane-a.log 2>&1 &
 #   setsid bash lanes.sh b [PID] > lane-b.log 2>&1 &     # after process PID exits, when given
+#   bash lanes.sh save                                    # at a stop, before committing
 #
 # Lane a: DeComFL's finals, FedKSeed's search and finals, DeComFL at HiSo's rate (whose rate is
 # read from HiSo's search; its finals only are run). Lane b: HiSo's search (two runs at a time
@@ -16,11 +17,30 @@
 # CODE is the checkout whose code runs (a pinned worktree, so that edits elsewhere never reach a
 # run that starts mid-edit), OUT the runs' folder, PY the environment's python.
 set -x
+HERE=$(cd "$(dirname "$0")" && pwd)
+CODE=${CODE:-/work/runs/code} OUT=${OUT:-/work/runs/movie-study} PY=${PY:-/work/main/.venv/bin/python}
+if [ "$1" = save ]; then
+  # each run's records in OUT (no checkpoints) into this folder: a finished run's into search/
+  # (seed 0) or finals/, an unfinished one's (its trajectory and metrics) into running/
+  for run in "$OUT"/*-s[0-9]*/; do
+    run=${run%/} name=$(basename "${run%/}")
+    [ -f "$run/trajectory.bin" ] || continue
+    rm -rf "$HERE/running/$name"
+    if "$PY" -c 'import json, sys; s = json.load(open(sys.argv[1]))
+sys.exit(s.get("status", "finished") != "finished")' "$run/summary.json" 2>/dev/null; then
+      case $name in *-s0) dest=$HERE/search/$name ;; *) dest=$HERE/finals/$name ;; esac
+      [ -e "$dest" ] && continue
+      mkdir -p "$dest" && cp -a "$run"/{.hydra,metrics.jsonl,summary.json,trajectory.bin} "$dest/"
+    else
+      dest=$HERE/running/$name
+      mkdir -p "$dest" && cp -a "$run"/{.hydra,trajectory.bin,metrics.jsonl} "$dest/"
+    fi
+  done
+  exit 0
+fi
 # setsid gives this script its own scheduling autogroup, in which nice alone does nothing
 echo 19 > /proc/self/autogroup
 if [ -n "$2" ]; then while kill -0 "$2" 2>/dev/null; do sleep 30; done; fi
-CODE=${CODE:-/work/runs/code} OUT=${OUT:-/work/runs/movie-study} PY=${PY:-/work/main/.venv/bin/python}
-HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$OUT"
 for run in "$HERE"/search/* "$HERE"/finals/* "$HERE"/running/*; do
   if [ -d "$run" ] && [ ! -e "$OUT/$(basename "$run")" ]; then cp -a "$run" "$OUT/"; fi
@@ -41,5 +61,5 @@ b)
   $R --methods hiso-global --stage final &&
   $R --methods fedkseed-pro --stage search &&
   $R --methods fedkseed-pro --stage final ;;
-*) echo "usage: lanes.sh a|b [PID]" >&2; exit 2 ;;
+*) echo "usage: lanes.sh a|b [PID], or lanes.sh save" >&2; exit 2 ;;
 esac
