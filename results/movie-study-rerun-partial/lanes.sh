@@ -46,7 +46,10 @@ for run in "$HERE"/search/* "$HERE"/finals/* "$HERE"/running/*; do
   if [ -d "$run" ] && [ ! -e "$OUT/$(basename "$run")" ]; then cp -a "$run" "$OUT/"; fi
 done
 cd "$CODE" || exit 1
+# the movie-review data is where `make setup` put it, beside the environment (CODE, a worktree,
+# has none of its own)
 export OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 PYTHONPATH=$CODE
+export HISO_DATA_DIR=${HISO_DATA_DIR:-$(dirname "$(dirname "$(dirname "$PY")")")/.cache/hiso}
 R="nice -n 19 $PY scripts/reproduce.py movie-study --out $OUT"
 case "$1" in
 a)
