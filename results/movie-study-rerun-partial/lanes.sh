@@ -23,7 +23,7 @@ if [ "$1" = save ]; then
   # each run's records in OUT (no checkpoints) into this folder: a finished run's into search/
   # (seed 0) or finals/, an unfinished one's (its trajectory and metrics) into running/
   for run in "$OUT"/*-s[0-9]*/; do
-    run=${run%/} name=$(basename "${run%/}")
+    run=${run%/} name=$(basename "$run")
     [ -f "$run/trajectory.bin" ] || continue
     rm -rf "$HERE/running/$name"
     if "$PY" -c 'import json, sys; s = json.load(open(sys.argv[1]))
@@ -38,7 +38,12 @@ sys.exit(s.get("status", "finished") != "finished")' "$run/summary.json" 2>/dev/
   done
   exit 0
 fi
-# setsid gives this script its own scheduling autogroup, in which nice alone does nothing
+# setsid gives this script its own session and scheduling autogroup, in which nice alone does
+# nothing; started inside the caller's session, lowering the autogroup would lower the caller's
+# whole session (its shell and everything it starts after) to nice 19: refuse
+if [ "$(ps -o sid= -p $$ | tr -d ' ')" != "$$" ]; then
+  echo "lanes.sh $1: start it with setsid (its own session), as in the header" >&2; exit 2
+fi
 echo 19 > /proc/self/autogroup
 if [ -n "$2" ]; then while kill -0 "$2" 2>/dev/null; do sleep 30; done; fi
 mkdir -p "$OUT"
