@@ -54,14 +54,15 @@ class Task(ABC):
     def heldout_size(self, split: HeldOut) -> int:
         """Number of examples of a held-out split."""
 
-    @abstractmethod
+    @torch.no_grad()
     def evaluate(self, model: nn.Module, device: torch.device, split: HeldOut) -> dict[str, float]:
         """Deterministic metrics on the whole held-out `split`: at least `loss` and `accuracy`
         (for generative tasks `accuracy` is the task's score, e.g. F1)."""
+        return self.evaluate_examples(model, device, split)[0]
 
+    @abstractmethod
     def evaluate_examples(
         self, model: nn.Module, device: torch.device, split: HeldOut
     ) -> tuple[dict[str, float], np.ndarray | None]:
         """`evaluate`'s metrics and which examples it got right (None for a task without
         per-example correctness, e.g. SQuAD's F1)."""
-        return self.evaluate(model, device, split), None

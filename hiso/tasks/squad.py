@@ -151,7 +151,9 @@ class SquadTask(Task):
         return [t.split(ANSWER_END, 1)[0].strip() for t in texts]
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, device: torch.device, split: HeldOut) -> dict[str, float]:
+    def evaluate_examples(
+        self, model: nn.Module, device: torch.device, split: HeldOut
+    ) -> tuple[dict[str, float], None]:
         examples, all_golds = self._heldout[split]
         loss_sum = f1_sum = 0.0
         for start in range(0, len(examples), self.eval_batch_size):
@@ -161,4 +163,4 @@ class SquadTask(Task):
             golds = all_golds[start : start + len(pairs)]
             f1_sum += sum(squad_f1(p, g) for p, g in zip(predictions, golds, strict=True))
         n = len(examples)
-        return {"loss": loss_sum / n, "accuracy": f1_sum / n, "f1": f1_sum / n}
+        return {"loss": loss_sum / n, "accuracy": f1_sum / n, "f1": f1_sum / n}, None

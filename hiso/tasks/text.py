@@ -232,9 +232,6 @@ class LabelWordTask(Task):
         return F.cross_entropy(self.label_logits(model, batch), batch["labels"], reduction="none")
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, device: torch.device, split: HeldOut) -> dict[str, float]:
-        return self.evaluate_examples(model, device, split)[0]
-
     def evaluate_examples(
         self, model: nn.Module, device: torch.device, split: HeldOut
     ) -> tuple[dict[str, float], np.ndarray]:
