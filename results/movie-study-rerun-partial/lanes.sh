@@ -6,10 +6,12 @@
 #   setsid bash lanes.sh b [PID] > lane-b.log 2>&1 &     # after process PID exits, when given
 #   bash lanes.sh save                                    # at a stop, before committing
 #
-# Lane a: DeComFL's finals, FedKSeed's search and finals, DeComFL at HiSo's rate (whose rate is
-# read from HiSo's search; its finals only are run). Lane b: HiSo's search (two runs at a time
-# while it lasts), HiSo's finals, the global-H ablation, FedKSeed-Pro. Each command continues
-# where it stopped (finished runs are skipped, stopped ones resume=auto from their checkpoint).
+# Lane a: DeComFL's finals, FedKSeed, FedKSeed-Pro. Lane b: HiSo's search (two runs at a time
+# while it lasts), HiSo's finals, the global-H ablation. Then DeComFL at HiSo's rate (read from
+# HiSo's search; its finals only are run): one seed in each lane, and seed 3 in whichever lane
+# gets there first (the other finds it finished, and skips it, or in use, refused: that lane ends).
+# Each command continues where it stopped (finished runs are skipped, stopped ones resume=auto
+# from their checkpoint).
 # A run whose committed records (search/, finals/, and running/: an unfinished run's trajectory
 # and metrics, committed at a session's stop) are here but not in OUT is copied into OUT first,
 # so that on a fresh machine the rerun continues from them (an unfinished one replays its
@@ -61,13 +63,16 @@ a)
   $R --methods decomfl --stage final &&
   $R --methods fedkseed --stage search &&
   $R --methods fedkseed --stage final &&
-  $R --methods decomfl-hiso-rate --stage final ;;
+  $R --methods fedkseed-pro --stage search &&
+  $R --methods fedkseed-pro --stage final &&
+  $R --methods decomfl-hiso-rate --stage final --seeds 1 &&
+  $R --methods decomfl-hiso-rate --stage final --seeds 3 ;;
 b)
   $R --jobs 2 --methods hiso --stage search &&
   $R --methods hiso --stage final &&
   $R --methods hiso-global --stage search &&
   $R --methods hiso-global --stage final &&
-  $R --methods fedkseed-pro --stage search &&
-  $R --methods fedkseed-pro --stage final ;;
+  $R --methods decomfl-hiso-rate --stage final --seeds 2 &&
+  $R --methods decomfl-hiso-rate --stage final --seeds 3 ;;
 *) echo "usage: lanes.sh a|b [PID], or lanes.sh save" >&2; exit 2 ;;
 esac
